@@ -25,5 +25,5 @@ pub use error::{CellRef, NotebookError, Problem};
 pub use json::to_jupyter_json;
 pub use model::{
     Cell, CodeCell, DisplayData, ErrorOutput, ExecuteResult, Metadata, MultilineText, Notebook,
-    Output, StreamOutput, TextCell,
+    Output, StreamOutput, TextCell, mime_value,
 };

@@ -269,6 +269,24 @@ impl Cell {
     }
 }
 
+/// MIME types whose string content nbformat stores as a list of lines,
+/// besides every `text/*` type.
+const SPLIT_MIME_TYPES: &[&str] = &["application/javascript", "image/svg+xml"];
+
+/// The JSON value nbformat stores for `content` of MIME type `mime`: text
+/// types as a list of lines, JSON types parsed, everything else a string.
+pub fn mime_value(mime: &str, content: &str) -> Value {
+    if mime.starts_with("text/") || SPLIT_MIME_TYPES.contains(&mime) {
+        return Value::Array(split_lines_keep_ends(content).into_iter().map(Value::String).collect());
+    }
+    if mime == "application/json" || mime.ends_with("+json") {
+        if let Ok(value) = serde_json::from_str(content) {
+            return value;
+        }
+    }
+    Value::String(content.to_owned())
+}
+
 impl Notebook {
     /// Reads and parses a notebook file. Errors name the file.
     pub fn load(path: &Path) -> Result<Notebook, NotebookError> {
@@ -322,6 +340,35 @@ impl Notebook {
     pub fn to_json(&self) -> String {
         let value = serde_json::to_value(self).expect("a notebook always serializes to JSON");
         crate::json::to_jupyter_json(&value)
+    }
+
+    /// Stores every multi-line string the way Jupyter does when it saves
+    /// (nbformat's `split_lines`): sources, stream text and text-like output
+    /// data as lists of lines.
+    pub fn split_lines(&mut self) {
+        for cell in &mut self.cells {
+            match cell {
+                Cell::Markdown(c) | Cell::Raw(c) => c.source = c.source.normalized(),
+                Cell::Code(c) => {
+                    c.source = c.source.normalized();
+                    for output in &mut c.outputs {
+                        match output {
+                            Output::Stream(s) => s.text = s.text.normalized(),
+                            Output::DisplayData(DisplayData { data, .. }) | Output::ExecuteResult(ExecuteResult { data, .. }) => {
+                                for (mime, value) in data.iter_mut() {
+                                    if let Value::String(text) = value {
+                                        if mime.starts_with("text/") || SPLIT_MIME_TYPES.contains(&mime.as_str()) {
+                                            *value = mime_value(mime, text);
+                                        }
+                                    }
+                                }
+                            }
+                            Output::Error(_) => {}
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Checks that the notebook is meant for the Rust (evcxr) kernel, which

@@ -1,0 +1,160 @@
+//! Building the runner crates with one `cargo build` (so dependencies are
+//! compiled once, in parallel, for all notebooks), and mapping compiler
+//! errors back to notebook cells.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+
+use super::program::SourceMap;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+#[derive(Deserialize)]
+struct Message {
+    reason: String,
+    #[serde(default)]
+    manifest_path: Option<PathBuf>,
+    #[serde(default)]
+    executable: Option<PathBuf>,
+    #[serde(default)]
+    message: Option<Diagnostic>,
+    #[serde(default)]
+    target: Option<Target>,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    name: String,
+}
+
+/// A compiler diagnostic, as cargo's JSON messages carry it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Diagnostic {
+    /// The message.
+    pub message: String,
+    /// Error code such as `E0308`.
+    #[serde(default)]
+    pub code: Option<Code>,
+    /// `error`, `warning`, ...
+    pub level: String,
+    /// Where it points.
+    #[serde(default)]
+    pub spans: Vec<Span>,
+    /// Notes and help.
+    #[serde(default)]
+    pub children: Vec<Diagnostic>,
+    /// The compiler's own rendering.
+    #[serde(default)]
+    pub rendered: Option<String>,
+}
+
+/// A diagnostic code.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Code {
+    /// `E0308` and the like.
+    pub code: String,
+}
+
+/// A source span of a diagnostic.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Span {
+    /// File, relative to the crate or absolute.
+    pub file_name: String,
+    /// 1-based first line.
+    pub line_start: usize,
+    /// 1-based column.
+    pub column_start: usize,
+    /// Whether this is where the error is.
+    pub is_primary: bool,
+    /// A note on the span.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// What the build produced, by runner crate manifest.
+#[derive(Debug, Default)]
+pub struct Built {
+    /// Executables that were built.
+    pub executables: BTreeMap<PathBuf, PathBuf>,
+    /// Error diagnostics.
+    pub errors: BTreeMap<PathBuf, Vec<Diagnostic>>,
+    /// Cargo's own output, for failures no diagnostic explains.
+    pub cargo_stderr: String,
+}
+
+/// Builds every member of the runner workspace at `manifest`.
+pub fn build(manifest: &Path, target_dir: &Path, progress: &Progress) -> Result<Built> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut child = Command::new(cargo)
+        .args(["build", "--workspace", "--keep-going", "--message-format=json", "--manifest-path"])
+        .arg(manifest)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env("CARGO_TERM_PROGRESS_WHEN", "never")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("cargo", "start", e))?;
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut built = Built::default();
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    for line in stdout.lines() {
+        let line = line.map_err(|e| Error::io("cargo", "read the output of", e))?;
+        let Ok(message) = serde_json::from_str::<Message>(&line) else { continue };
+        match message.reason.as_str() {
+            "compiler-artifact" => {
+                if let Some(target) = &message.target {
+                    progress.message(&format!("compiled {}", target.name));
+                }
+                if let (Some(manifest), Some(executable)) = (message.manifest_path, message.executable) {
+                    built.executables.insert(manifest, executable);
+                }
+            }
+            "compiler-message" => {
+                if let (Some(manifest), Some(diagnostic)) = (message.manifest_path, message.message) {
+                    if diagnostic.level == "error" {
+                        built.errors.entry(manifest).or_default().push(diagnostic);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    child.wait().map_err(|e| Error::io("cargo", "wait for", e))?;
+    built.cargo_stderr = stderr_reader.join().unwrap_or_default();
+    Ok(built)
+}
+
+/// One line per error, located in the notebook where possible.
+pub fn describe(diagnostic: &Diagnostic, notebook: &str, map: &SourceMap, cell_ref: impl Fn(usize, usize) -> String) -> String {
+    let code = diagnostic.code.as_ref().map(|c| format!("[{}]", c.code)).unwrap_or_default();
+    let primary = diagnostic.spans.iter().find(|s| s.is_primary).or(diagnostic.spans.first());
+    let mut text = match primary {
+        Some(span) if span.file_name == "src/main.rs" || span.file_name.ends_with("/src/main.rs") && span.file_name.starts_with("nb/") => match map.lookup(span.line_start) {
+            Some((cell, line)) => format!("{notebook}: {}: error{code}: {}", cell_ref(cell, line), diagnostic.message),
+            None => format!(
+                "{notebook}: error{code} in code the runner generated around your cells (is a cell's last expression, or a `?`, of an unexpected type?): {}",
+                diagnostic.rendered.as_deref().unwrap_or(&diagnostic.message).trim_end()
+            ),
+        },
+        Some(span) => format!("{notebook}: error{code} in {}:{}: {}", span.file_name, span.line_start, diagnostic.message),
+        None => format!("{notebook}: error{code}: {}", diagnostic.message),
+    };
+    if let Some(label) = primary.and_then(|s| s.label.as_deref()) {
+        text.push_str(&format!(" ({label})"));
+    }
+    for child in &diagnostic.children {
+        text.push_str(&format!("\n  {}: {}", child.level, child.message));
+    }
+    text
+}

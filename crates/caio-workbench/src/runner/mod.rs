@@ -1,0 +1,301 @@
+//! `cargo xtask run`: the native runner for notebooks in the evcxr dialect.
+//!
+//! Each notebook becomes one generated crate under `target/caio-runner/nb/`
+//! ([`program`] says how cells map to code); all of them are members of one
+//! runner workspace and are built by a single `cargo build` sharing one
+//! target directory, so dependencies compile once. The programs then run in
+//! parallel, each in its notebook's directory (as Jupyter's kernel does),
+//! and their output is split back into cells ([`capture`]).
+//!
+//! A notebook whose cells all ran gets its outputs and execution counts
+//! written back (atomically, only if they changed); a notebook that failed
+//! is left untouched and its error is reported at notebook, cell and line.
+//! Cells after a failing cell do not run, because the program stops there.
+
+pub mod capture;
+pub mod cargo;
+pub mod program;
+mod runtime;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use caio_notebook::{Cell, CellRef, Notebook};
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::progress::Progress;
+use crate::workspace::{NotebookFile, Workspace};
+use program::Program;
+
+/// Options of `cargo xtask run`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Write nothing; fail if any notebook's outputs would change.
+    pub check: bool,
+    /// How many notebooks run at once.
+    pub jobs: usize,
+    /// How long one notebook may run.
+    pub timeout: Duration,
+    /// Where runner crates and their target directory live
+    /// (default `target/caio-runner` under the workspace root).
+    pub runner_dir: Option<PathBuf>,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            check: false,
+            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            timeout: Duration::from_secs(600),
+            runner_dir: None,
+            quiet: false,
+        }
+    }
+}
+
+/// A notebook that ran to the end.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The notebook, root-relative.
+    pub notebook: String,
+    /// How many cells executed.
+    pub cells: usize,
+    /// Whether its outputs changed (were written, or would be with `check`).
+    pub changed: bool,
+    /// Time the program ran (not counting the build).
+    pub elapsed: Duration,
+}
+
+struct Prepared {
+    file: NotebookFile,
+    notebook: Notebook,
+    program: Program,
+    manifest: PathBuf,
+}
+
+/// Runs `notebooks`. Notebooks that succeed are written back even when
+/// others fail; the error then lists every failure.
+pub fn run(ws: &Workspace, notebooks: &[NotebookFile], options: &Options) -> Result<Vec<Outcome>> {
+    let runner_dir = options.runner_dir.clone().unwrap_or_else(|| ws.root().join("target").join("caio-runner"));
+    let mut errors = Vec::new();
+    let mut prepared = Vec::new();
+    for file in notebooks {
+        match prepare(file, &runner_dir) {
+            Ok(p) => prepared.push(p),
+            Err(e) => errors.push(e),
+        }
+    }
+    if prepared.is_empty() {
+        Error::from_list(errors)?;
+        return Ok(Vec::new());
+    }
+    write_workspace(ws, &runner_dir, &prepared)?;
+
+    let build_progress = Progress::new("building", prepared.len(), options.quiet);
+    build_progress.message("cargo build (dependencies compile once, then stay cached)");
+    let built = cargo::build(&runner_dir.join("Cargo.toml"), &runner_dir.join("target"), &build_progress)?;
+    build_progress.finish();
+
+    let mut runnable = Vec::new();
+    for p in prepared {
+        if let Some(diagnostics) = built.errors.get(&p.manifest) {
+            let messages: Vec<String> = diagnostics
+                .iter()
+                .take(8)
+                .map(|d| cargo::describe(d, &p.file.rel, &p.program.source_map, |cell, line| cell_ref(&p.notebook, cell).at_line(line).to_string()))
+                .collect();
+            errors.push(Error::File { path: p.file.rel.clone(), message: format!("does not compile:\n{}", messages.join("\n")) });
+        } else if let Some(executable) = built.executables.get(&p.manifest) {
+            runnable.push((p, executable.clone()));
+        } else {
+            errors.push(Error::File {
+                path: p.file.rel.clone(),
+                message: format!("cargo did not build its runner crate:\n{}", built.cargo_stderr.trim_end()),
+            });
+        }
+    }
+
+    let progress = Progress::new("running", runnable.len(), options.quiet);
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..options.jobs.max(1).min(runnable.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some((p, executable)) = runnable.get(i) else { break };
+                    progress.message(&p.file.rel);
+                    let result = execute(p, executable, options);
+                    let status = match &result {
+                        Ok(o) if options.check && o.changed => "outputs out of date".to_owned(),
+                        Ok(o) => format!("{} cells in {:.1}s{}", o.cells, o.elapsed.as_secs_f64(), if o.changed { ", outputs updated" } else { "" }),
+                        Err(_) => "failed".to_owned(),
+                    };
+                    progress.finished(&p.file.rel, &status);
+                    results.lock().expect("no worker panics while holding the lock").push((i, result));
+                }
+            });
+        }
+    });
+    progress.finish();
+    let mut results = results.into_inner().expect("workers are done");
+    results.sort_by_key(|(i, _)| *i);
+    let mut outcomes = Vec::new();
+    for (_, result) in results {
+        match result {
+            Ok(outcome) if options.check && outcome.changed => errors.push(Error::File {
+                path: outcome.notebook.clone(),
+                message: "its outputs are out of date: run `cargo xtask run` on it and commit the result".into(),
+            }),
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => errors.push(e),
+        }
+    }
+    Error::from_list(errors)?;
+    Ok(outcomes)
+}
+
+fn cell_ref(notebook: &Notebook, index: usize) -> CellRef {
+    CellRef::new(index, notebook.cells.get(index).and_then(Cell::id))
+}
+
+fn prepare(file: &NotebookFile, runner_dir: &Path) -> Result<Prepared> {
+    let notebook = file.load()?;
+    notebook.check_rust_kernel().map_err(|p| Error::File { path: file.rel.clone(), message: p.to_string() })?;
+    let dir = file.path.parent().unwrap_or(Path::new("."));
+    let program = program::build(&notebook, dir).map_err(|problems| {
+        Error::Many(problems.into_iter().map(|p| Error::Cell { path: file.rel.clone(), cell: p.cell, message: p.message }).collect())
+    })?;
+    let crate_dir = runner_dir.join("nb").join(slug(&file.rel));
+    let mut package = toml::Table::new();
+    package.insert("name".into(), format!("nb-{}", slug(&file.rel)).into());
+    package.insert("version".into(), "0.0.0".into());
+    // evcxr compiles cells as edition 2021.
+    package.insert("edition".into(), "2021".into());
+    package.insert("publish".into(), false.into());
+    let mut manifest = toml::Table::new();
+    manifest.insert("package".into(), package.into());
+    manifest.insert("dependencies".into(), program.deps.clone().into_iter().collect::<toml::Table>().into());
+    let manifest_text = format!(
+        "# Generated by `cargo xtask run` from {}; rewritten on every run.\n{}",
+        file.rel,
+        toml::to_string(&manifest).map_err(|e| Error::File { path: file.rel.clone(), message: format!("cannot write its runner manifest: {e}") })?
+    );
+    let manifest = crate_dir.join("Cargo.toml");
+    fsutil::write_if_changed(&manifest, &manifest_text)?;
+    fsutil::write_if_changed(&crate_dir.join("src").join("main.rs"), &program.main_rs)?;
+    let manifest = manifest.canonicalize().map_err(|e| Error::io(manifest.display(), "resolve", e))?;
+    Ok(Prepared { file: file.clone(), notebook, program, manifest })
+}
+
+/// `notebooks/examples/tour.ipynb` -> `examples-tour`.
+fn slug(rel: &str) -> String {
+    let stem = rel.strip_prefix("notebooks/").unwrap_or(rel);
+    let stem = stem.strip_suffix(".ipynb").unwrap_or(stem);
+    stem.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+/// The runner workspace: one member per notebook of this run. Its lock file
+/// starts from the project's `Cargo.lock`, so notebooks use the versions the
+/// project tested, and only what notebooks add on top is resolved afresh.
+fn write_workspace(ws: &Workspace, runner_dir: &Path, prepared: &[Prepared]) -> Result<()> {
+    let mut members: Vec<String> = prepared.iter().map(|p| format!("nb/{}", slug(&p.file.rel))).collect();
+    members.sort();
+    members.dedup();
+    let members = toml::Value::Array(members.into_iter().map(toml::Value::String).collect());
+    let text = format!("# Generated by `cargo xtask run`.\n[workspace]\nresolver = \"2\"\nmembers = {members}\n");
+    fsutil::write_if_changed(&runner_dir.join("Cargo.toml"), &text)?;
+    let project_lock = ws.root().join("Cargo.lock");
+    if let Ok(lock) = std::fs::read_to_string(&project_lock) {
+        let seed = runner_dir.join("Cargo.lock.seed");
+        if std::fs::read_to_string(&seed).ok().as_deref() != Some(lock.as_str()) {
+            fsutil::write_atomic(&runner_dir.join("Cargo.lock"), lock.as_bytes())?;
+            fsutil::write_atomic(&seed, lock.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+fn execute(p: &Prepared, executable: &Path, options: &Options) -> Result<Outcome> {
+    let started = Instant::now();
+    let (status, stdout, stderr) = run_with_timeout(executable, p.file.path.parent().unwrap_or(Path::new(".")), options.timeout)
+        .map_err(|e| Error::io(&p.file.rel, "run the program of", e))?;
+    let elapsed = started.elapsed();
+    let runs = capture::split_by_cell(&stdout, &stderr);
+    let path = p.file.rel.clone();
+    for index in &p.program.executed {
+        let run = runs.get(index).cloned().unwrap_or_default();
+        let cell = cell_ref(&p.notebook, *index);
+        let fail = |cell: CellRef, message: String| Err(Error::Cell { path: path.clone(), cell, message });
+        if let Some(panic) = &run.panic {
+            return match p.program.source_map.lookup(panic.line).filter(|_| panic.file.ends_with("src/main.rs")) {
+                Some((_, line)) => fail(cell.at_line(line), format!("panicked: {}", panic.message)),
+                None => fail(cell, format!("panicked at {}:{}:{}: {}", panic.file, panic.line, panic.column, panic.message)),
+            };
+        }
+        if run.user_error {
+            return fail(cell, format!("returned an error through `?`: {}", run.stderr.trim_end()));
+        }
+        if !run.completed {
+            let why = match status {
+                None => format!("did not finish within {}s; the runner stopped it (raise --timeout if it needs longer)", options.timeout.as_secs()),
+                Some(code) => format!("stopped before the cell finished (exit status {code})"),
+            };
+            let tail: String = run.stderr.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            return fail(cell, format!("{why}{}{tail}", if tail.is_empty() { "" } else { ":\n" }));
+        }
+    }
+    let mut updated = p.notebook.clone();
+    let mut count = 0;
+    for (index, cell) in updated.cells.iter_mut().enumerate() {
+        let Cell::Code(code) = cell else { continue };
+        if p.program.executed.contains(&index) {
+            count += 1;
+            code.execution_count = Some(count);
+            code.outputs = capture::outputs(runs.get(&index).expect("every executed cell completed"), count);
+        } else {
+            code.execution_count = None;
+        }
+    }
+    let json = updated.to_json();
+    let changed = fsutil::read(&p.file.path)? != json;
+    if changed && !options.check {
+        fsutil::write_atomic(&p.file.path, json.as_bytes())?;
+    }
+    Ok(Outcome { notebook: path, cells: p.program.executed.len(), changed, elapsed })
+}
+
+/// Runs a program in `dir`, capturing its output. The status is `None` if
+/// it was killed after `timeout`.
+fn run_with_timeout(executable: &Path, dir: &Path, timeout: Duration) -> std::io::Result<(Option<i32>, String, String)> {
+    let mut child = Command::new(executable).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let reader = |mut stream: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stream.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("stdout is piped")));
+    let stderr = reader(Box::new(child.stderr.take().expect("stderr is piped")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status.code().unwrap_or(-1));
+        }
+        if Instant::now() >= deadline {
+            child.kill()?;
+            child.wait()?;
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok((status, stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default()))
+}

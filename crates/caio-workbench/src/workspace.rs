@@ -1,0 +1,125 @@
+//! The layout of a caio workspace: where notebooks and crates are, and how
+//! paths are shown (relative to the root, with `/`, so that messages and
+//! generated files are the same on every machine).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use caio_notebook::Notebook;
+
+use crate::error::{Error, Result};
+
+/// A caio workspace rooted at a directory holding `notebooks/` and `crates/`.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    root: PathBuf,
+}
+
+/// A notebook found in the workspace.
+#[derive(Debug, Clone)]
+pub struct NotebookFile {
+    /// Path relative to the root, with `/` separators.
+    pub rel: String,
+    /// Absolute path.
+    pub path: PathBuf,
+}
+
+impl NotebookFile {
+    /// Loads and parses the notebook.
+    pub fn load(&self) -> Result<Notebook> {
+        Notebook::load(&self.path).map_err(|e| rename_path(e, &self.path, &self.rel))
+    }
+}
+
+/// Errors from caio-notebook name the absolute path; show the relative one.
+fn rename_path(error: caio_notebook::NotebookError, path: &Path, rel: &str) -> Error {
+    use caio_notebook::NotebookError::*;
+    match error {
+        Read { source, .. } => Error::io(rel, "read the notebook", source),
+        Invalid { problem, .. } => {
+            let _ = path;
+            Error::File { path: rel.to_owned(), message: problem.to_string() }
+        }
+    }
+}
+
+impl Workspace {
+    /// A workspace rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Workspace { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// An absolute path for a root-relative one.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// A root-relative display form of `path`.
+    pub fn rel(&self, path: &Path) -> String {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    }
+
+    /// Every notebook under `notebooks/`, sorted, skipping Jupyter's
+    /// `.ipynb_checkpoints`.
+    pub fn notebooks(&self) -> Result<Vec<NotebookFile>> {
+        let dir = self.root.join("notebooks");
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        let walker = walkdir::WalkDir::new(&dir).sort_by_file_name().into_iter().filter_entry(|e| {
+            e.file_name() != ".ipynb_checkpoints"
+        });
+        for entry in walker {
+            let entry = entry.map_err(|e| Error::File { path: self.rel(&dir), message: format!("cannot list notebooks: {e}") })?;
+            if entry.file_type().is_file() && entry.path().extension().is_some_and(|x| x == "ipynb") {
+                found.push(NotebookFile { rel: self.rel(entry.path()), path: entry.path().to_owned() });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Resolves notebook arguments given on the command line (paths
+    /// relative to the current directory or to the root).
+    pub fn notebook_args(&self, args: &[PathBuf]) -> Result<Vec<NotebookFile>> {
+        args.iter()
+            .map(|arg| {
+                let path = if arg.is_absolute() || arg.exists() { arg.clone() } else { self.root.join(arg) };
+                let path = path.canonicalize().map_err(|e| Error::io(arg.display(), "find the notebook", e))?;
+                let root = self.root.canonicalize().map_err(|e| Error::io(self.root.display(), "resolve", e))?;
+                let rel = path.strip_prefix(&root).map(|p| self.rel(&self.root.join(p))).unwrap_or_else(|_| path.display().to_string());
+                Ok(NotebookFile { rel, path })
+            })
+            .collect()
+    }
+
+    /// The library crates under `crates/`, by the name Rust code uses for
+    /// them (`caio_calculus`), with their root-relative directories.
+    pub fn crates(&self) -> Result<BTreeMap<String, String>> {
+        let dir = self.root.join("crates");
+        let mut crates = BTreeMap::new();
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(crates) };
+        for entry in entries.flatten() {
+            let manifest = entry.path().join("Cargo.toml");
+            if !manifest.is_file() {
+                continue;
+            }
+            let rel = self.rel(&manifest);
+            let text = crate::fsutil::read(&manifest)?;
+            let value: toml::Table = toml::from_str(&text)
+                .map_err(|e| Error::File { path: rel.clone(), message: format!("invalid TOML: {e}") })?;
+            let package = value.get("package").and_then(|p| p.get("name")).and_then(|n| n.as_str());
+            let lib = value.get("lib").and_then(|l| l.get("name")).and_then(|n| n.as_str());
+            if let Some(name) = lib.or(package) {
+                crates.insert(name.replace('-', "_"), self.rel(&entry.path()));
+            }
+        }
+        Ok(crates)
+    }
+}
