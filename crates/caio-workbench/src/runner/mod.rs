@@ -44,6 +44,10 @@ pub struct Options {
     /// Where runner crates and their target directory live
     /// (default `target/caio-runner` under the workspace root).
     pub runner_dir: Option<PathBuf>,
+    /// The cargo target directory of the runner crates (default: `target`
+    /// inside the runner directory). Sharing one keeps compiled
+    /// dependencies between workspaces.
+    pub target_dir: Option<PathBuf>,
     /// No progress output.
     pub quiet: bool,
 }
@@ -55,6 +59,7 @@ impl Default for Options {
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             timeout: Duration::from_secs(600),
             runner_dir: None,
+            target_dir: None,
             quiet: false,
         }
     }
@@ -100,7 +105,8 @@ pub fn run(ws: &Workspace, notebooks: &[NotebookFile], options: &Options) -> Res
 
     let build_progress = Progress::new("building", prepared.len(), options.quiet);
     build_progress.message("cargo build (dependencies compile once, then stay cached)");
-    let built = cargo::build(&runner_dir.join("Cargo.toml"), &runner_dir.join("target"), &build_progress)?;
+    let target_dir = options.target_dir.clone().unwrap_or_else(|| runner_dir.join("target"));
+    let built = cargo::build(&runner_dir.join("Cargo.toml"), &target_dir, &build_progress)?;
     build_progress.finish();
 
     let mut runnable = Vec::new();
