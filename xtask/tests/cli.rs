@@ -1,0 +1,91 @@
+//! The real `cargo xtask` binary on temporary workspaces: help for every
+//! command, exit codes, and one precise message per problem.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn xtask(workspace: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask")).arg("--workspace").arg(workspace).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn fixture_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/workspace");
+    copy(&from, dir.path());
+    dir
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in ["extract", "sync", "clean", "run", "validate"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args([command, "--help"]).output().unwrap();
+        assert!(output.status.success(), "{command} --help failed");
+        assert!(text(&output.stdout).contains("Usage: cargo xtask"), "{command} --help:\n{}", text(&output.stdout));
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask")).arg("frobnicate").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn extract_check_fails_then_extract_fixes_it() {
+    let dir = fixture_workspace();
+    let output = xtask(dir.path(), &["extract", "--check"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        "error: crates/demo/src/lib.rs: missing; it is generated from notebooks/index.ipynb: run `cargo xtask extract`\n\
+         crates/demo/src/shapes.rs: missing; it is generated from notebooks/shapes.ipynb: run `cargo xtask extract`\n"
+    );
+    let output = xtask(dir.path(), &["extract"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).starts_with("wrote crates/demo/src/lib.rs\nwrote crates/demo/src/shapes.rs\nextract: 2 written, 0 removed, 0 up to date"));
+    assert!(xtask(dir.path(), &["extract", "--check"]).status.success());
+}
+
+#[test]
+fn clean_normalizes_and_check_detects() {
+    let dir = fixture_workspace();
+    let notebook = dir.path().join("notebooks/index.ipynb");
+    let original = std::fs::read_to_string(&notebook).unwrap();
+    std::fs::write(&notebook, original.replace("\"metadata\": {}", "\"metadata\": {\"execution\": {\"iopub.status.busy\": \"2026-01-01\"}}")).unwrap();
+    let output = xtask(dir.path(), &["clean", "--check"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("notebooks/index.ipynb: not clean"), "{}", text(&output.stderr));
+    let output = xtask(dir.path(), &["clean", "notebooks/index.ipynb"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(std::fs::read_to_string(&notebook).unwrap(), original);
+}
+
+#[test]
+fn invalid_notebooks_fail_with_one_precise_message() {
+    let dir = fixture_workspace();
+    std::fs::write(dir.path().join("notebooks/broken.ipynb"), "{\n \"cells\": [\n").unwrap();
+    let output = xtask(dir.path(), &["extract"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        "error: notebooks/broken.ipynb: line 3, column 0: invalid JSON: EOF while parsing a list; fix the syntax (an unresolved merge conflict?) or restore the file from git\n"
+    );
+    assert!(!dir.path().join("crates/demo/src/lib.rs").exists(), "nothing is written when any notebook is invalid");
+}
