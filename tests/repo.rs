@@ -30,7 +30,9 @@ fn rust_files(dirs: &[&str]) -> Vec<PathBuf> {
     for dir in dirs {
         for entry in walkdir::WalkDir::new(root().join(dir)).sort_by_file_name().into_iter().flatten() {
             let path = entry.path();
-            if path.extension().is_some_and(|x| x == "rs") && !path.components().any(|c| c.as_os_str() == "fixtures" || c.as_os_str() == "target") {
+            if path.extension().is_some_and(|x| x == "rs")
+                && !path.components().any(|c| c.as_os_str() == "fixtures" || c.as_os_str() == "target")
+            {
                 files.push(path.to_owned());
             }
         }
@@ -63,8 +65,21 @@ fn every_module_starts_with_a_doc_comment() {
 #[test]
 fn the_calculus_does_no_io_and_reads_no_clock() {
     const FORBIDDEN: &[&str] = &[
-        "std::fs", "std::net", "std::io", "std::env", "std::process", "std::time", "SystemTime", "Instant::now", "thread_rng", "rand::random",
-        "tokio", "println!", "eprintln!", "print!", "unsafe",
+        "std::fs",
+        "std::net",
+        "std::io",
+        "std::env",
+        "std::process",
+        "std::time",
+        "SystemTime",
+        "Instant::now",
+        "thread_rng",
+        "rand::random",
+        "tokio",
+        "println!",
+        "eprintln!",
+        "print!",
+        "unsafe",
     ];
     let mut found = Vec::new();
     for file in rust_files(&["crates/caio-calculus/src"]) {
@@ -76,5 +91,9 @@ fn the_calculus_does_no_io_and_reads_no_clock() {
             }
         }
     }
-    assert!(found.is_empty(), "the calculus must stay pure (pass time, seeds and data in as arguments):\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "the calculus must stay pure (pass time, seeds and data in as arguments):\n{}",
+        found.join("\n")
+    );
 }

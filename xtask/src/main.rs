@@ -17,7 +17,12 @@ use caio_workbench::{Workspace, clean, extract, runner, sync};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "The caio workbench: notebooks in, crates, outputs and checks out.", version)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "The caio workbench: notebooks in, crates, outputs and checks out.",
+    version
+)]
 struct Cli {
     /// Workspace root (default: the workspace this xtask belongs to).
     #[arg(long, global = true, value_name = "DIR")]
@@ -79,7 +84,12 @@ struct RunArgs {
 
 impl RunArgs {
     fn options(&self, quiet: bool) -> runner::Options {
-        let mut options = runner::Options { check: self.check, timeout: Duration::from_secs(self.timeout), quiet, ..runner::Options::default() };
+        let mut options = runner::Options {
+            check: self.check,
+            timeout: Duration::from_secs(self.timeout),
+            quiet,
+            ..runner::Options::default()
+        };
         if let Some(jobs) = self.jobs {
             options.jobs = jobs.max(1);
         }
@@ -117,14 +127,24 @@ fn execute(cli: &Cli) -> Result<()> {
             for path in &report.removed {
                 println!("removed {path}");
             }
-            println!("extract: {} written, {} removed, {} up to date ({:.2}s)", report.written.len(), report.removed.len(), report.unchanged, started.elapsed().as_secs_f64());
+            println!(
+                "extract: {} written, {} removed, {} up to date ({:.2}s)",
+                report.written.len(),
+                report.removed.len(),
+                report.unchanged,
+                started.elapsed().as_secs_f64()
+            );
         }
         Command::Sync => {
             let report = sync::run(&ws)?;
             for (notebook, cell) in &report.cells {
                 println!("synced cell {cell} of {notebook}");
             }
-            println!("sync: {} cells carried back, {} files regenerated", report.cells.len(), report.extract.written.len());
+            println!(
+                "sync: {} cells carried back, {} files regenerated",
+                report.cells.len(),
+                report.extract.written.len()
+            );
         }
         Command::Clean { check, notebooks } => {
             let files = ws.notebook_args(notebooks)?;
@@ -139,7 +159,11 @@ fn execute(cli: &Cli) -> Result<()> {
             let started = Instant::now();
             let outcomes = runner::run(&ws, &files, &run.options(cli.quiet))?;
             let changed = outcomes.iter().filter(|o| o.changed).count();
-            println!("run: {} notebooks ran, {changed} with new outputs ({:.1}s)", outcomes.len(), started.elapsed().as_secs_f64());
+            println!(
+                "run: {} notebooks ran, {changed} with new outputs ({:.1}s)",
+                outcomes.len(),
+                started.elapsed().as_secs_f64()
+            );
         }
         Command::Validate { run } => validate(&ws, run, cli.quiet)?,
     }
@@ -160,8 +184,13 @@ fn validate(ws: &Workspace, run: &RunArgs, quiet: bool) -> Result<()> {
         };
         println!("{name:<16} {status:<7} {:>7.2}s  {detail}", started.elapsed().as_secs_f64());
     };
-    step("extract --check", &mut || extract::run(ws, extract::Options { check: true, force: false }).map(|r| format!("{} generated files", r.unchanged)));
-    step("clean --check", &mut || clean::run(ws, &[], clean::Options { check: true }).map(|_| "notebooks clean".to_owned()));
+    step("extract --check", &mut || {
+        extract::run(ws, extract::Options { check: true, force: false })
+            .map(|r| format!("{} generated files", r.unchanged))
+    });
+    step("clean --check", &mut || {
+        clean::run(ws, &[], clean::Options { check: true }).map(|_| "notebooks clean".to_owned())
+    });
     let options = runner::Options { check: true, ..run.options(quiet) };
     step("run --check", &mut || {
         let files = ws.notebooks()?;

@@ -59,7 +59,9 @@ fn extract_check_fails_then_extract_fixes_it() {
     );
     let output = xtask(dir.path(), &["extract"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(text(&output.stdout).starts_with("wrote crates/demo/src/lib.rs\nwrote crates/demo/src/shapes.rs\nextract: 2 written, 0 removed, 0 up to date"));
+    assert!(text(&output.stdout).starts_with(
+        "wrote crates/demo/src/lib.rs\nwrote crates/demo/src/shapes.rs\nextract: 2 written, 0 removed, 0 up to date"
+    ));
     assert!(xtask(dir.path(), &["extract", "--check"]).status.success());
 }
 
@@ -68,7 +70,11 @@ fn clean_normalizes_and_check_detects() {
     let dir = fixture_workspace();
     let notebook = dir.path().join("notebooks/index.ipynb");
     let original = std::fs::read_to_string(&notebook).unwrap();
-    std::fs::write(&notebook, original.replace("\"metadata\": {}", "\"metadata\": {\"execution\": {\"iopub.status.busy\": \"2026-01-01\"}}")).unwrap();
+    std::fs::write(
+        &notebook,
+        original.replace("\"metadata\": {}", "\"metadata\": {\"execution\": {\"iopub.status.busy\": \"2026-01-01\"}}"),
+    )
+    .unwrap();
     let output = xtask(dir.path(), &["clean", "--check"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("notebooks/index.ipynb: not clean"), "{}", text(&output.stderr));

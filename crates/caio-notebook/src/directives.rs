@@ -125,9 +125,7 @@ pub fn parse(source: &str) -> Result<Directives, DirectiveError> {
 /// Accepts both `name value` and `name: value`.
 fn split_directive(body: &str) -> (&str, &str) {
     let body = body.trim();
-    let end = body
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        .unwrap_or(body.len());
+    let end = body.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).unwrap_or(body.len());
     let (name, rest) = body.split_at(end);
     let rest = rest.trim_start();
     let rest = rest.strip_prefix(':').unwrap_or(rest).trim();
@@ -140,11 +138,7 @@ fn apply(directives: &mut Directives, body: &str) -> Result<(), String> {
         return Err(format!("empty directive `{PREFIX}{body}`; expected one of: {}", KNOWN.join(", ")));
     }
     let no_argument = |argument: &str| {
-        if argument.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("`{name}` takes no argument, found `{argument}`"))
-        }
+        if argument.is_empty() { Ok(()) } else { Err(format!("`{name}` takes no argument, found `{argument}`")) }
     };
     let duplicate = || format!("`{name}` is given twice in this cell");
     match name {
@@ -170,7 +164,9 @@ fn apply(directives: &mut Directives, body: &str) -> Result<(), String> {
             } else if is_identifier(argument) {
                 Some(argument.to_owned())
             } else {
-                return Err(format!("test name `{argument}` is not a Rust identifier; write `{PREFIX} test my_test_name` or just `{PREFIX} test`"));
+                return Err(format!(
+                    "test name `{argument}` is not a Rust identifier; write `{PREFIX} test my_test_name` or just `{PREFIX} test`"
+                ));
             });
         }
         "hide" => {
@@ -184,7 +180,11 @@ fn apply(directives: &mut Directives, body: &str) -> Result<(), String> {
             directives.eval = match argument {
                 "false" => false,
                 "true" => true,
-                _ => return Err(format!("`eval` expects `true` or `false` (as in `{PREFIX} eval: false`), found `{argument}`")),
+                _ => {
+                    return Err(format!(
+                        "`eval` expects `true` or `false` (as in `{PREFIX} eval: false`), found `{argument}`"
+                    ));
+                }
             };
         }
         unknown => return Err(unknown_directive(unknown)),
@@ -210,13 +210,16 @@ fn check_combination(d: &Directives) -> Result<(), DirectiveError> {
         return Err(at("a cell is either exported or a test, not both; split it into two cells"));
     }
     if d.hide && d.export.is_none() {
-        return Err(at("`hide` applies to exported cells (it marks their items `#[doc(hidden)]`); add `export` or remove `hide`"));
+        return Err(at(
+            "`hide` applies to exported cells (it marks their items `#[doc(hidden)]`); add `export` or remove `hide`",
+        ));
     }
     Ok(())
 }
 
 fn parse_target(argument: &str) -> Result<ExportTarget, String> {
-    let usage = format!("write `{PREFIX} default_exp my_crate` for the crate root or `{PREFIX} default_exp my_crate::module`");
+    let usage =
+        format!("write `{PREFIX} default_exp my_crate` for the crate root or `{PREFIX} default_exp my_crate::module`");
     if argument.is_empty() {
         return Err(format!("`default_exp` needs a target; {usage}"));
     }
@@ -227,16 +230,18 @@ fn parse_target(argument: &str) -> Result<ExportTarget, String> {
     match parts.as_slice() {
         [krate] => Ok(ExportTarget { crate_name: (*krate).to_owned(), module: None }),
         [krate, module] => Ok(ExportTarget { crate_name: (*krate).to_owned(), module: Some((*module).to_owned()) }),
-        _ => Err(format!("nested modules (`{argument}`) are not supported; export to a module directly under the crate root")),
+        _ => Err(format!(
+            "nested modules (`{argument}`) are not supported; export to a module directly under the crate root"
+        )),
     }
 }
 
 /// A plain (non-keyword) Rust identifier in snake or camel case.
 fn is_identifier(text: &str) -> bool {
     const KEYWORDS: &[&str] = &[
-        "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn", "for",
-        "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static",
-        "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while",
+        "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
+        "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self",
+        "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while",
     ];
     let mut chars = text.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')

@@ -46,7 +46,9 @@ impl fmt::Display for CellRef {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
     /// The file is not JSON at all.
-    #[error("line {line}, column {column}: invalid JSON: {message}; fix the syntax (an unresolved merge conflict?) or restore the file from git")]
+    #[error(
+        "line {line}, column {column}: invalid JSON: {message}; fix the syntax (an unresolved merge conflict?) or restore the file from git"
+    )]
     Json {
         /// 1-based line of the syntax error.
         line: usize,
@@ -56,7 +58,9 @@ pub enum Problem {
         message: String,
     },
     /// The notebook's `nbformat` is not 4.
-    #[error("nbformat {found} is not supported; caio reads nbformat 4 (open and save the notebook in a current Jupyter to upgrade it)")]
+    #[error(
+        "nbformat {found} is not supported; caio reads nbformat 4 (open and save the notebook in a current Jupyter to upgrade it)"
+    )]
     UnsupportedFormat {
         /// The version the file declares.
         found: u64,

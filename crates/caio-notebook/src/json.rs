@@ -11,17 +11,15 @@
 use std::io;
 
 use serde::Serialize;
-use serde_json::ser::Formatter;
 use serde_json::Value;
+use serde_json::ser::Formatter;
 
 /// Serializes a JSON value exactly as Jupyter writes a notebook file,
 /// including the trailing newline.
 pub fn to_jupyter_json(value: &Value) -> String {
     let mut out = Vec::new();
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, JupyterFormatter::default());
-    value
-        .serialize(&mut serializer)
-        .expect("writing JSON to memory cannot fail");
+    value.serialize(&mut serializer).expect("writing JSON to memory cannot fail");
     out.push(b'\n');
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }

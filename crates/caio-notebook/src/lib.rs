@@ -24,6 +24,6 @@ mod model;
 pub use error::{CellRef, NotebookError, Problem};
 pub use json::to_jupyter_json;
 pub use model::{
-    Cell, CodeCell, DisplayData, ErrorOutput, ExecuteResult, Metadata, MultilineText, Notebook,
-    Output, StreamOutput, TextCell, mime_value,
+    Cell, CodeCell, DisplayData, ErrorOutput, ExecuteResult, Metadata, MultilineText, Notebook, Output, StreamOutput,
+    TextCell, mime_value,
 };

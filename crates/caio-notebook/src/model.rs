@@ -190,8 +190,7 @@ fn split_lines_keep_ends(text: &str) -> Vec<String> {
                 }
                 _ => i + 1,
             },
-            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}'
-            | '\u{2029}' => i + c.len_utf8(),
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}' => i + c.len_utf8(),
             _ => continue,
         };
         lines.push(text[start..end].to_owned());
@@ -279,10 +278,10 @@ pub fn mime_value(mime: &str, content: &str) -> Value {
     if mime.starts_with("text/") || SPLIT_MIME_TYPES.contains(&mime) {
         return Value::Array(split_lines_keep_ends(content).into_iter().map(Value::String).collect());
     }
-    if mime == "application/json" || mime.ends_with("+json") {
-        if let Ok(value) = serde_json::from_str(content) {
-            return value;
-        }
+    if (mime == "application/json" || mime.ends_with("+json"))
+        && let Ok(value) = serde_json::from_str(content)
+    {
+        return value;
     }
     Value::String(content.to_owned())
 }
@@ -290,14 +289,9 @@ pub fn mime_value(mime: &str, content: &str) -> Value {
 impl Notebook {
     /// Reads and parses a notebook file. Errors name the file.
     pub fn load(path: &Path) -> Result<Notebook, NotebookError> {
-        let text = std::fs::read_to_string(path).map_err(|source| NotebookError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Notebook::parse(&text).map_err(|problem| NotebookError::Invalid {
-            path: path.to_owned(),
-            problem,
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| NotebookError::Read { path: path.to_owned(), source })?;
+        Notebook::parse(&text).map_err(|problem| NotebookError::Invalid { path: path.to_owned(), problem })
     }
 
     /// Parses notebook JSON. Each cell is checked on its own, so an error
@@ -321,7 +315,11 @@ impl Notebook {
         let metadata = match top.remove("metadata") {
             Some(Value::Object(m)) => m,
             Some(_) => return Err(Problem::Structure("`metadata` must be a JSON object".into())),
-            None => return Err(Problem::Structure("`metadata` is missing; a notebook needs at least `\"metadata\": {}`".into())),
+            None => {
+                return Err(Problem::Structure(
+                    "`metadata` is missing; a notebook needs at least `\"metadata\": {}`".into(),
+                ));
+            }
         };
         let cells = match top.remove("cells") {
             Some(Value::Array(cells)) => cells,
@@ -354,12 +352,13 @@ impl Notebook {
                     for output in &mut c.outputs {
                         match output {
                             Output::Stream(s) => s.text = s.text.normalized(),
-                            Output::DisplayData(DisplayData { data, .. }) | Output::ExecuteResult(ExecuteResult { data, .. }) => {
+                            Output::DisplayData(DisplayData { data, .. })
+                            | Output::ExecuteResult(ExecuteResult { data, .. }) => {
                                 for (mime, value) in data.iter_mut() {
-                                    if let Value::String(text) = value {
-                                        if mime.starts_with("text/") || SPLIT_MIME_TYPES.contains(&mime.as_str()) {
-                                            *value = mime_value(mime, text);
-                                        }
+                                    if let Value::String(text) = value
+                                        && (mime.starts_with("text/") || SPLIT_MIME_TYPES.contains(&mime.as_str()))
+                                    {
+                                        *value = mime_value(mime, text);
                                     }
                                 }
                             }
@@ -383,18 +382,16 @@ impl Notebook {
         if language.eq_ignore_ascii_case("rust") || name.eq_ignore_ascii_case("rust") {
             Ok(())
         } else {
-            Err(Problem::Kernel(format!(
-                "kernel `{name}` (language `{language}`) is not the Rust evcxr kernel; {FIX}"
-            )))
+            Err(Problem::Kernel(format!("kernel `{name}` (language `{language}`) is not the Rust evcxr kernel; {FIX}")))
         }
     }
 }
 
 fn take_version(top: &mut Metadata, key: &str) -> Result<u64, Problem> {
     match top.remove(key) {
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| Problem::Structure(format!("`{key}` must be a non-negative integer, found {v}"))),
+        Some(v) => {
+            v.as_u64().ok_or_else(|| Problem::Structure(format!("`{key}` must be a non-negative integer, found {v}")))
+        }
         None => Err(Problem::Structure(format!("`{key}` is missing; is this a Jupyter notebook?"))),
     }
 }
@@ -405,10 +402,7 @@ fn parse_cell(index: usize, value: Value) -> Result<Cell, Problem> {
     if !value.is_object() {
         return Err(Problem::Cell { cell: cell_ref, message: "a cell must be a JSON object".into() });
     }
-    serde_json::from_value(value).map_err(|e| Problem::Cell {
-        cell: cell_ref,
-        message: format!("malformed cell: {e}"),
-    })
+    serde_json::from_value(value).map_err(|e| Problem::Cell { cell: cell_ref, message: format!("malformed cell: {e}") })
 }
 
 /// serde_json appends " at line L column C" to its messages; the position is

@@ -81,8 +81,14 @@ fn structural_problems_are_precise() {
         assert_eq!(Notebook::parse(json).unwrap_err().to_string(), expected, "for {json}");
     };
     check("[]", "the top level must be a JSON object with `cells`, `metadata`, `nbformat` and `nbformat_minor`");
-    check(r#"{"cells": [], "metadata": {}, "nbformat_minor": 5}"#, "`nbformat` is missing; is this a Jupyter notebook?");
-    check(r#"{"cells": [], "nbformat": 4, "nbformat_minor": 5}"#, "`metadata` is missing; a notebook needs at least `\"metadata\": {}`");
+    check(
+        r#"{"cells": [], "metadata": {}, "nbformat_minor": 5}"#,
+        "`nbformat` is missing; is this a Jupyter notebook?",
+    );
+    check(
+        r#"{"cells": [], "nbformat": 4, "nbformat_minor": 5}"#,
+        "`metadata` is missing; a notebook needs at least `\"metadata\": {}`",
+    );
     check(
         r#"{"cells": [{"cell_type": "sql", "source": "", "metadata": {}}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}"#,
         "cell 1: malformed cell: unknown variant `sql`, expected one of `code`, `markdown`, `raw`",

@@ -110,7 +110,11 @@ pub fn run(ws: &Workspace, notebooks: &[NotebookFile], options: Options) -> Resu
     if options.check {
         let errors = cleaned
             .iter()
-            .map(|(file, _)| Error::File { path: file.rel.clone(), message: "not clean (volatile metadata, execution counts, ids or layout): run `cargo xtask clean`".into() })
+            .map(|(file, _)| Error::File {
+                path: file.rel.clone(),
+                message: "not clean (volatile metadata, execution counts, ids or layout): run `cargo xtask clean`"
+                    .into(),
+            })
             .collect();
         Error::from_list(errors)?;
     } else {

@@ -14,7 +14,8 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let shown = path.display();
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), "create the directory", e))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(&shown, "create a temporary file for", e))?;
+    let mut temp =
+        tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(&shown, "create a temporary file for", e))?;
     temp.write_all(contents).map_err(|e| Error::io(&shown, "write", e))?;
     let permissions = match std::fs::metadata(path) {
         Ok(existing) => existing.permissions(),

@@ -101,10 +101,8 @@ pub fn path_heads(tokens: &[Token], head: &str) -> Vec<Range<usize>> {
         }
         // `::head::x` is a leading colon unless the `::` itself follows a path segment.
         let before_sep = i.checked_sub(3).and_then(|j| tokens.get(j));
-        let continues_path = matches!(
-            before_sep.map(|t| &t.kind),
-            Some(TokenKind::Ident(_)) | Some(TokenKind::Punct { ch: '>', .. })
-        );
+        let continues_path =
+            matches!(before_sep.map(|t| &t.kind), Some(TokenKind::Ident(_)) | Some(TokenKind::Punct { ch: '>', .. }));
         if !continues_path {
             heads.push(tokens[i - 2].range.start..token.range.end);
         }
@@ -154,9 +152,7 @@ fn literal_continuation_lines(source: &str) -> Vec<bool> {
     for token in tokens.iter().filter(|t| t.kind == TokenKind::Literal) {
         let first = source[..token.range.start].matches('\n').count() + 1;
         let last = first + source[token.range.clone()].matches('\n').count();
-        for line in first + 1..=last.min(line_count) {
-            inside[line] = true;
-        }
+        inside[first + 1..=last.min(line_count)].fill(true);
     }
     inside
 }
@@ -165,9 +161,12 @@ fn literal_continuation_lines(source: &str) -> Vec<bool> {
 /// literals.
 pub fn indent(source: &str, prefix: &str) -> String {
     let inside = literal_continuation_lines(source);
-    map_lines(source, |number, line| {
-        if line.is_empty() || inside[number] { line.to_owned() } else { format!("{prefix}{line}") }
-    })
+    map_lines(
+        source,
+        |number, line| {
+            if line.is_empty() || inside[number] { line.to_owned() } else { format!("{prefix}{line}") }
+        },
+    )
 }
 
 /// Removes up to `width` leading spaces from every line, except lines inside
@@ -211,7 +210,10 @@ mod tests {
         check("vec![caio_calculus::x(), y]", "vec![crate::x(), y]");
         check("other::caio_calculus::x", "other::caio_calculus::x");
         check("let caio_calculus = 1; caio_calculus", "let caio_calculus = 1; caio_calculus");
-        check("// caio_calculus::x in a comment\n\"caio_calculus::x\"", "// caio_calculus::x in a comment\n\"caio_calculus::x\"");
+        check(
+            "// caio_calculus::x in a comment\n\"caio_calculus::x\"",
+            "// caio_calculus::x in a comment\n\"caio_calculus::x\"",
+        );
         check("<T as caio_calculus::Tr>::f()", "<T as crate::Tr>::f()");
         check("pub(crate) fn f() {}", "pub(crate) fn f() {}");
     }

@@ -142,12 +142,18 @@ pub fn run(ws: &Workspace) -> Result<Report> {
 type CellEdit = (usize, String, String);
 
 /// The cell edits found in one hand-edited file.
-fn edits_of_file(ws: &Workspace, plan: &Plan, path: &str, file_header: &header::Header) -> Result<(String, Vec<CellEdit>)> {
+fn edits_of_file(
+    ws: &Workspace,
+    plan: &Plan,
+    path: &str,
+    file_header: &header::Header,
+) -> Result<(String, Vec<CellEdit>)> {
     let file_error = |message: String| Error::File { path: path.to_owned(), message };
     let planned = plan.files.iter().find(|f| f.path == path).ok_or_else(|| {
         file_error(format!("edited by hand, but {} no longer exports it, so there is no cell to carry the edits to; move them into a notebook by hand", file_header.notebook))
     })?;
-    let module: &ModuleSource = plan.modules.iter().find(|m| m.notebook == planned.notebook).expect("planned files come from modules");
+    let module: &ModuleSource =
+        plan.modules.iter().find(|m| m.notebook == planned.notebook).expect("planned files come from modules");
     let actual_text = fsutil::read(&ws.path(path))?;
     let actual = split_regions(&actual_text[file_header.body_start..]);
     let expected_header = header::parse(&planned.content).expect("extract writes a header");
@@ -176,10 +182,15 @@ fn edits_of_file(ws: &Workspace, plan: &Plan, path: &str, file_header: &header::
             return Err(Error::Cell {
                 path: module.notebook.clone(),
                 cell: cell_ref,
-                message: format!("was changed in the notebook and in {path} since the last extract; copy your edit from {path} into the cell by hand, then run `cargo xtask extract --force`"),
+                message: format!(
+                    "was changed in the notebook and in {path} since the last extract; copy your edit from {path} into the cell by hand, then run `cargo xtask extract --force`"
+                ),
             });
         }
-        let code = unrender(cell, text, &module.target.crate_name).map_err(|message| Error::File { path: path.to_owned(), message: format!("region of {cell_ref}: {message}") })?;
+        let code = unrender(cell, text, &module.target.crate_name).map_err(|message| Error::File {
+            path: path.to_owned(),
+            message: format!("region of {cell_ref}: {message}"),
+        })?;
         let source = format!("{}{}", cell.directive_text, code);
         edits.push((cell.index, cell.id.clone(), source));
     }

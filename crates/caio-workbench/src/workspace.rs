@@ -73,11 +73,13 @@ impl Workspace {
             return Ok(Vec::new());
         }
         let mut found = Vec::new();
-        let walker = walkdir::WalkDir::new(&dir).sort_by_file_name().into_iter().filter_entry(|e| {
-            e.file_name() != ".ipynb_checkpoints"
-        });
+        let walker = walkdir::WalkDir::new(&dir)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.file_name() != ".ipynb_checkpoints");
         for entry in walker {
-            let entry = entry.map_err(|e| Error::File { path: self.rel(&dir), message: format!("cannot list notebooks: {e}") })?;
+            let entry = entry
+                .map_err(|e| Error::File { path: self.rel(&dir), message: format!("cannot list notebooks: {e}") })?;
             if entry.file_type().is_file() && entry.path().extension().is_some_and(|x| x == "ipynb") {
                 found.push(NotebookFile { rel: self.rel(entry.path()), path: entry.path().to_owned() });
             }
@@ -93,7 +95,10 @@ impl Workspace {
                 let path = if arg.is_absolute() || arg.exists() { arg.clone() } else { self.root.join(arg) };
                 let path = path.canonicalize().map_err(|e| Error::io(arg.display(), "find the notebook", e))?;
                 let root = self.root.canonicalize().map_err(|e| Error::io(self.root.display(), "resolve", e))?;
-                let rel = path.strip_prefix(&root).map(|p| self.rel(&self.root.join(p))).unwrap_or_else(|_| path.display().to_string());
+                let rel = path
+                    .strip_prefix(&root)
+                    .map(|p| self.rel(&self.root.join(p)))
+                    .unwrap_or_else(|_| path.display().to_string());
                 Ok(NotebookFile { rel, path })
             })
             .collect()

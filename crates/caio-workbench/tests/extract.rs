@@ -75,7 +75,10 @@ fn check_lists_every_kind_of_drift() {
     extract(&ws);
     edit_cell(&ws, "notebooks/shapes.ipynb", "shapes-4", "x * 2.0", "x + x");
     let before = read(&ws, SHAPES);
-    assert_eq!(check(&ws).unwrap_err(), "crates/demo/src/shapes.rs: out of date with notebooks/shapes.ipynb: run `cargo xtask extract`");
+    assert_eq!(
+        check(&ws).unwrap_err(),
+        "crates/demo/src/shapes.rs: out of date with notebooks/shapes.ipynb: run `cargo xtask extract`"
+    );
     assert_eq!(read(&ws, SHAPES), before, "--check writes nothing");
 
     std::fs::remove_file(ws.path("notebooks/shapes.ipynb")).unwrap();
@@ -113,15 +116,19 @@ fn sync_carries_edits_back_and_leaves_extract_clean() {
     let (_dir, ws) = workspace("workspace");
     extract(&ws);
     let notebook_before = Notebook::load(&ws.path("notebooks/shapes.ipynb")).unwrap();
-    let edited = read(&ws, SHAPES)
-        .replace("x * 2.0", "x + x + crate::shapes::circle_area(0.0)")
-        .replace("assert_eq!(Square { side: 2.0 }.area(), 4.0);", "// A unit square.\n        assert_eq!(Square { side: 1.0 }.area(), 1.0);");
+    let edited = read(&ws, SHAPES).replace("x * 2.0", "x + x + crate::shapes::circle_area(0.0)").replace(
+        "assert_eq!(Square { side: 2.0 }.area(), 4.0);",
+        "// A unit square.\n        assert_eq!(Square { side: 1.0 }.area(), 1.0);",
+    );
     write(&ws, SHAPES, &edited);
 
     let report = sync::run(&ws).unwrap();
     assert_eq!(
         report.cells,
-        vec![("notebooks/shapes.ipynb".to_owned(), "shapes-4".to_owned()), ("notebooks/shapes.ipynb".to_owned(), "shapes-7".to_owned())]
+        vec![
+            ("notebooks/shapes.ipynb".to_owned(), "shapes-4".to_owned()),
+            ("notebooks/shapes.ipynb".to_owned(), "shapes-7".to_owned())
+        ]
     );
     assert_eq!(
         cell_source(&ws, "notebooks/shapes.ipynb", "shapes-4"),
@@ -170,7 +177,10 @@ fn sync_refuses_edits_outside_cell_regions() {
     extract(&ws);
     write(&ws, SHAPES, &read(&ws, SHAPES).replace("//! Areas of shapes", "//! Surfaces of shapes"));
     let message = sync::run(&ws).unwrap_err().to_string();
-    assert!(message.starts_with("crates/demo/src/shapes.rs: the lines above the first cell region differ"), "{message}");
+    assert!(
+        message.starts_with("crates/demo/src/shapes.rs: the lines above the first cell region differ"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -207,7 +217,15 @@ fn notebook_problems_name_notebook_cell_and_line() {
         "notebooks/shapes.ipynb: cell 3 (id shapes-2): cell is exported but the notebook has no `//| default_exp <crate>::<module>` cell saying where to",
     );
     check_error(
-        &|ws| write(ws, "notebooks/index.ipynb", &read(ws, "notebooks/index.ipynb").replace("\"language\": \"rust\"", "\"language\": \"python\"").replace("\"name\": \"rust\"", "\"name\": \"python3\"")),
+        &|ws| {
+            write(
+                ws,
+                "notebooks/index.ipynb",
+                &read(ws, "notebooks/index.ipynb")
+                    .replace("\"language\": \"rust\"", "\"language\": \"python\"")
+                    .replace("\"name\": \"rust\"", "\"name\": \"python3\""),
+            )
+        },
         "notebooks/index.ipynb: kernel `python3` (language `python`) is not the Rust evcxr kernel; select the Rust kernel of evcxr_jupyter, or set metadata.kernelspec to {\"display_name\": \"Rust\", \"language\": \"rust\", \"name\": \"rust\"}",
     );
 }

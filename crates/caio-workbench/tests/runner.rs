@@ -5,8 +5,8 @@
 mod support;
 
 use caio_notebook::{Cell, Notebook};
-use caio_workbench::runner::{self, Options};
 use caio_workbench::Workspace;
+use caio_workbench::runner::{self, Options};
 use serde_json::{Value, json};
 use support::{copy_dir, fixtures, read};
 
@@ -22,7 +22,12 @@ fn options(dir: &tempfile::TempDir) -> Options {
     Options { runner_dir: Some(dir.path().join("runner")), quiet: true, jobs: 2, ..Options::default() }
 }
 
-fn run(ws: &Workspace, dir: &tempfile::TempDir, names: &[&str], options_override: Option<Options>) -> Result<Vec<runner::Outcome>, String> {
+fn run(
+    ws: &Workspace,
+    dir: &tempfile::TempDir,
+    names: &[&str],
+    options_override: Option<Options>,
+) -> Result<Vec<runner::Outcome>, String> {
     let files = ws.notebook_args(&names.iter().map(|n| format!("notebooks/{n}").into()).collect::<Vec<_>>()).unwrap();
     runner::run(ws, &files, &options_override.unwrap_or_else(|| options(dir))).map_err(|e| e.to_string())
 }
@@ -34,7 +39,9 @@ fn outputs(ws: &Workspace, name: &str) -> Vec<Value> {
         .cells
         .iter()
         .filter_map(|c| match c {
-            Cell::Code(code) => Some(json!({"count": code.execution_count, "outputs": serde_json::to_value(&code.outputs).unwrap()})),
+            Cell::Code(code) => {
+                Some(json!({"count": code.execution_count, "outputs": serde_json::to_value(&code.outputs).unwrap()}))
+            }
             _ => None,
         })
         .collect()
@@ -79,7 +86,10 @@ fn check_mode_reports_stale_outputs_and_writes_nothing() {
     let (dir, ws) = runner_workspace();
     let before = read(&ws, "notebooks/path_dep.ipynb");
     let message = run(&ws, &dir, &["path_dep.ipynb"], Some(Options { check: true, ..options(&dir) })).unwrap_err();
-    assert_eq!(message, "notebooks/path_dep.ipynb: its outputs are out of date: run `cargo xtask run` on it and commit the result");
+    assert_eq!(
+        message,
+        "notebooks/path_dep.ipynb: its outputs are out of date: run `cargo xtask run` on it and commit the result"
+    );
     assert_eq!(read(&ws, "notebooks/path_dep.ipynb"), before);
 }
 
@@ -87,7 +97,10 @@ fn check_mode_reports_stale_outputs_and_writes_nothing() {
 fn path_dependencies_resolve_from_the_notebook_directory() {
     let (dir, ws) = runner_workspace();
     run(&ws, &dir, &["path_dep.ipynb"], None).unwrap();
-    assert_eq!(outputs(&ws, "path_dep.ipynb")[1], json!({"count": 2, "outputs": [result(2, "text/plain", json!(["42"]))]}));
+    assert_eq!(
+        outputs(&ws, "path_dep.ipynb")[1],
+        json!({"count": 2, "outputs": [result(2, "text/plain", json!(["42"]))]})
+    );
 }
 
 /// Runs a notebook that must fail; returns the message, after checking the
@@ -137,7 +150,8 @@ fn unsupported_evcxr_commands_are_explicit_errors() {
 #[test]
 fn a_batch_runs_every_notebook_and_reports_every_failure() {
     let (dir, ws) = runner_workspace();
-    let message = run(&ws, &dir, &["display.ipynb", "panic.ipynb", "path_dep.ipynb", "unsupported.ipynb"], None).unwrap_err();
+    let message =
+        run(&ws, &dir, &["display.ipynb", "panic.ipynb", "path_dep.ipynb", "unsupported.ipynb"], None).unwrap_err();
     let lines: Vec<&str> = message.lines().collect();
     assert_eq!(lines.len(), 2, "{message}");
     assert!(lines[0].starts_with("notebooks/unsupported.ipynb: cell 1"), "{message}");
@@ -150,9 +164,13 @@ fn a_batch_runs_every_notebook_and_reports_every_failure() {
 #[test]
 fn timeouts_stop_runaway_notebooks() {
     let (dir, ws) = runner_workspace();
-    let notebook = read(&ws, "notebooks/panic.ipynb").replace("println!(\\\"first\\\");", "loop { std::thread::sleep(std::time::Duration::from_millis(50)); }");
+    let notebook = read(&ws, "notebooks/panic.ipynb")
+        .replace("println!(\\\"first\\\");", "loop { std::thread::sleep(std::time::Duration::from_millis(50)); }");
     std::fs::write(ws.path("notebooks/panic.ipynb"), notebook).unwrap();
     let options = Options { timeout: std::time::Duration::from_secs(1), ..options(&dir) };
     let message = run(&ws, &dir, &["panic.ipynb"], Some(options)).unwrap_err();
-    assert_eq!(message, "notebooks/panic.ipynb: cell 1 (id panic-0): did not finish within 1s; the runner stopped it (raise --timeout if it needs longer)");
+    assert_eq!(
+        message,
+        "notebooks/panic.ipynb: cell 1 (id panic-0): did not finish within 1s; the runner stopped it (raise --timeout if it needs longer)"
+    );
 }

@@ -49,7 +49,9 @@ pub fn plan(ws: &Workspace) -> Result<Plan> {
     let mut errors = Vec::new();
     for notebook_file in ws.notebooks()? {
         let result = notebook_file.load().and_then(|notebook| {
-            notebook.check_rust_kernel().map_err(|p| Error::File { path: notebook_file.rel.clone(), message: p.to_string() })?;
+            notebook
+                .check_rust_kernel()
+                .map_err(|p| Error::File { path: notebook_file.rel.clone(), message: p.to_string() })?;
             source::read(&notebook_file.rel, &notebook)
         });
         match result {
@@ -86,7 +88,10 @@ pub fn plan(ws: &Workspace) -> Result<Plan> {
             if let Some(other) = targets.insert(module.target.module.as_deref(), module) {
                 errors.push(Error::File {
                     path: module.notebook.clone(),
-                    message: format!("exports to `{}`, which {} already exports to; each module comes from one notebook", module.target, other.notebook),
+                    message: format!(
+                        "exports to `{}`, which {} already exports to; each module comes from one notebook",
+                        module.target, other.notebook
+                    ),
                 });
             }
         }
@@ -276,7 +281,18 @@ pub fn run(ws: &Workspace, options: Options) -> Result<Report> {
         return Ok(report);
     }
     if !options.force {
-        Error::from_list(drifts.iter().filter(|d| matches!(d.kind, DriftKind::HandEdited | DriftKind::NotGenerated | DriftKind::Orphan { edited: true })).map(Error::from).collect())?;
+        Error::from_list(
+            drifts
+                .iter()
+                .filter(|d| {
+                    matches!(
+                        d.kind,
+                        DriftKind::HandEdited | DriftKind::NotGenerated | DriftKind::Orphan { edited: true }
+                    )
+                })
+                .map(Error::from)
+                .collect(),
+        )?;
     }
     for file in &plan.files {
         if fsutil::write_if_changed(&ws.path(&file.path), &file.content)? {

@@ -41,19 +41,22 @@ pub fn render_cell(cell: &ExportCell, crate_name: &str) -> Result<String, CodePr
 /// `<crate_name>::` to `crate::`. Newlines are kept, so lines still match.
 fn prepare(code: &str, crate_name: &str) -> Result<String, CodeProblem> {
     for (i, line) in code.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with(':') && !trimmed.starts_with("::") {
-            return Err(problem(i + 1, format!(
-                "evcxr command `{}` cannot be exported; put `:dep` and other commands in a cell without `//| export`",
-                trimmed.split_whitespace().next().unwrap_or(trimmed)
-            )));
+        if let Some((command, _)) = crate::runner::program::evcxr_command(line) {
+            return Err(problem(
+                i + 1,
+                format!(
+                    "evcxr command `{command}` cannot be exported; put `:dep` and other commands in a cell without `//| export`"
+                ),
+            ));
         }
     }
     let tokens = rustsrc::tokens(code).map_err(lex_problem)?;
     if let Some(range) = rustsrc::path_heads(&tokens, "crate").first() {
         return Err(problem(
             rustsrc::line_of(code, range.start),
-            format!("write `{crate_name}::...` instead of `crate::...` in notebooks: the notebook uses the crate through `:dep`, and extract rewrites the paths to `crate::`"),
+            format!(
+                "write `{crate_name}::...` instead of `crate::...` in notebooks: the notebook uses the crate through `:dep`, and extract rewrites the paths to `crate::`"
+            ),
         ));
     }
     Ok(rustsrc::replace_ranges(code, &rustsrc::path_heads(&tokens, crate_name), "crate"))
@@ -77,12 +80,16 @@ fn render_items(code: &str, internal: bool, hide: bool) -> Result<String, CodePr
         }
     })?;
     if let Some(attr) = file.attrs.first() {
-        return Err(problem(attr.span().start().line, "inner attributes (`#![...]`) cannot be exported from a cell; put crate-wide settings in the crate's Cargo.toml `[lints]`"));
+        return Err(problem(
+            attr.span().start().line,
+            "inner attributes (`#![...]`) cannot be exported from a cell; put crate-wide settings in the crate's Cargo.toml `[lints]`",
+        ));
     }
-    if internal {
-        if let Some(item) = file.items.iter().find(|item| is_pub(item)) {
-            return Err(problem(item.span().start().line, "`exporti` cells are crate-internal: make this item `pub(crate)` or private, or use `//| export` to make it public"));
-        }
+    if internal && let Some(item) = file.items.iter().find(|item| is_pub(item)) {
+        return Err(problem(
+            item.span().start().line,
+            "`exporti` cells are crate-internal: make this item `pub(crate)` or private, or use `//| export` to make it public",
+        ));
     }
     let tokens = rustsrc::tokens(code).map_err(lex_problem)?;
     let mut out = String::new();
@@ -221,10 +228,12 @@ pub fn render_body(module: &ModuleSource, rendered: &[(usize, String)], submodul
     if !submodules.is_empty() {
         out.push('\n');
         for name in submodules {
-            out.push_str(&format!("pub mod {name};\n"));
+            // Generated modules are formatted by prettyplease and kept as written.
+            out.push_str(&format!("#[rustfmt::skip]\npub mod {name};\n"));
         }
     }
-    let region = |i: usize| (&module.cells[i], rendered.iter().find(|(j, _)| *j == i).map(|(_, t)| t.as_str()).unwrap_or(""));
+    let region =
+        |i: usize| (&module.cells[i], rendered.iter().find(|(j, _)| *j == i).map(|(_, t)| t.as_str()).unwrap_or(""));
     for i in 0..module.cells.len() {
         let (cell, text) = region(i);
         if matches!(cell.kind, CellKind::Items { .. }) {
@@ -237,7 +246,8 @@ pub fn render_body(module: &ModuleSource, rendered: &[(usize, String)], submodul
             }
         }
     }
-    let tests: Vec<usize> = (0..module.cells.len()).filter(|i| matches!(module.cells[*i].kind, CellKind::Test { .. })).collect();
+    let tests: Vec<usize> =
+        (0..module.cells.len()).filter(|i| matches!(module.cells[*i].kind, CellKind::Test { .. })).collect();
     if !tests.is_empty() {
         out.push_str("\n#[cfg(test)]\nmod tests {\n    use super::*;\n");
         for i in tests {
@@ -303,7 +313,10 @@ mod tests {
 
     #[test]
     fn tests_become_test_functions() {
-        assert_eq!(render_test("\n\nassert_eq!(1+1,2);", "adds").unwrap(), "#[test]\nfn adds() {\n    assert_eq!(1+1,2);\n}");
+        assert_eq!(
+            render_test("\n\nassert_eq!(1+1,2);", "adds").unwrap(),
+            "#[test]\nfn adds() {\n    assert_eq!(1+1,2);\n}"
+        );
         assert_eq!(
             render_test("// checks addition\nassert_eq!(1+1, 2);", "adds").unwrap(),
             "#[test]\nfn adds() {\n    // checks addition\n    assert_eq!(1+1, 2);\n}"
@@ -312,6 +325,9 @@ mod tests {
 
     #[test]
     fn docs_come_from_markdown() {
-        assert_eq!(doc_comment("# Title\n\nText.\n```\nyaml: 1\n```\n"), "//! # Title\n//!\n//! Text.\n//! ```text\n//! yaml: 1\n//! ```\n");
+        assert_eq!(
+            doc_comment("# Title\n\nText.\n```\nyaml: 1\n```\n"),
+            "//! # Title\n//!\n//! Text.\n//! ```text\n//! yaml: 1\n//! ```\n"
+        );
     }
 }

@@ -75,10 +75,17 @@ pub fn read(rel: &str, notebook: &Notebook) -> Result<Option<ModuleSource>> {
     let mut seen_ids: BTreeMap<&str, usize> = BTreeMap::new();
     let mut errors = Vec::new();
     for (index, cell) in notebook.cells.iter().enumerate() {
-        if let Some(id) = cell.id() {
-            if let Some(first) = seen_ids.insert(id, index) {
-                errors.push(cell_error(index, None, format!("duplicate cell id `{id}` (also cell {}); run `cargo xtask clean` to give each cell its own id", first + 1)));
-            }
+        if let Some(id) = cell.id()
+            && let Some(first) = seen_ids.insert(id, index)
+        {
+            errors.push(cell_error(
+                index,
+                None,
+                format!(
+                    "duplicate cell id `{id}` (also cell {}); run `cargo xtask clean` to give each cell its own id",
+                    first + 1
+                ),
+            ));
         }
         let code = match cell {
             Cell::Markdown(markdown) => {
@@ -97,7 +104,14 @@ pub fn read(rel: &str, notebook: &Notebook) -> Result<Option<ModuleSource>> {
         };
         if let Some(exp) = parsed.default_exp.clone() {
             if let Some((first, _)) = &target {
-                errors.push(cell_error(index, None, format!("second `default_exp` (the first is in cell {}); a notebook exports to one module", first + 1)));
+                errors.push(cell_error(
+                    index,
+                    None,
+                    format!(
+                        "second `default_exp` (the first is in cell {}); a notebook exports to one module",
+                        first + 1
+                    ),
+                ));
             } else {
                 target = Some((index, exp));
             }
@@ -110,7 +124,11 @@ pub fn read(rel: &str, notebook: &Notebook) -> Result<Option<ModuleSource>> {
             (None, None) => continue,
         };
         let Some(id) = cell.id() else {
-            errors.push(cell_error(index, None, "exported cell has no id (nbformat below 4.5); run `cargo xtask clean` to assign ids".into()));
+            errors.push(cell_error(
+                index,
+                None,
+                "exported cell has no id (nbformat below 4.5); run `cargo xtask clean` to assign ids".into(),
+            ));
             continue;
         };
         let block_end: usize = code.split_inclusive('\n').take(parsed.block_lines).map(str::len).sum();
@@ -120,17 +138,26 @@ pub fn read(rel: &str, notebook: &Notebook) -> Result<Option<ModuleSource>> {
     }
     let Some((_, target)) = target else {
         if let Some(first) = cells.first() {
-            errors.push(cell_error(first.index, None, "cell is exported but the notebook has no `//| default_exp <crate>::<module>` cell saying where to".into()));
+            errors.push(cell_error(
+                first.index,
+                None,
+                "cell is exported but the notebook has no `//| default_exp <crate>::<module>` cell saying where to"
+                    .into(),
+            ));
         }
         Error::from_list(errors)?;
         return Ok(None);
     };
     let mut test_names: BTreeMap<&str, usize> = BTreeMap::new();
     for cell in &cells {
-        if let CellKind::Test { name } = &cell.kind {
-            if let Some(first) = test_names.insert(name, cell.index) {
-                errors.push(cell_error(cell.index, None, format!("test name `{name}` is already used by cell {}; name one of them differently", first + 1)));
-            }
+        if let CellKind::Test { name } = &cell.kind
+            && let Some(first) = test_names.insert(name, cell.index)
+        {
+            errors.push(cell_error(
+                cell.index,
+                None,
+                format!("test name `{name}` is already used by cell {}; name one of them differently", first + 1),
+            ));
         }
     }
     Error::from_list(errors)?;
@@ -146,6 +173,7 @@ fn default_test_name(id: &str, index: usize) -> String {
     if id.is_empty() {
         return format!("cell_{}", index + 1);
     }
-    let cleaned: String = id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let cleaned: String =
+        id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     format!("cell_{cleaned}")
 }

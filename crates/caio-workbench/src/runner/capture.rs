@@ -79,7 +79,9 @@ pub fn split_by_cell(stdout: &str, stderr: &str) -> BTreeMap<usize, CellRun> {
                         if let Some(cell) = current {
                             runs.entry(cell).or_default().user_error = true;
                         }
-                    } else if let (Some(fields), Some(cell), false) = (record.strip_prefix("panic\u{1f}"), current, is_stdout) {
+                    } else if let (Some(fields), Some(cell), false) =
+                        (record.strip_prefix("panic\u{1f}"), current, is_stdout)
+                    {
                         let fields: Vec<&str> = fields.splitn(4, '\u{1f}').collect();
                         if let [file, line, column, message] = fields.as_slice() {
                             runs.entry(cell).or_default().panic.get_or_insert(Panic {
@@ -109,12 +111,21 @@ pub fn outputs(run: &CellRun, execution_count: u64) -> Vec<Output> {
     let mut outputs = Vec::new();
     for (name, text) in [("stdout", text.as_str()), ("stderr", run.stderr.as_str())] {
         if !text.is_empty() {
-            outputs.push(Output::Stream(StreamOutput { name: name.to_owned(), text: MultilineText::from_text(text), extra: Metadata::new() }));
+            outputs.push(Output::Stream(StreamOutput {
+                name: name.to_owned(),
+                text: MultilineText::from_text(text),
+                extra: Metadata::new(),
+            }));
         }
     }
     if !data.is_empty() {
         let data = data.iter().map(|(mime, content)| (mime.clone(), mime_value(mime, content))).collect();
-        outputs.push(Output::ExecuteResult(ExecuteResult { data, metadata: Metadata::new(), execution_count: Some(execution_count), extra: Metadata::new() }));
+        outputs.push(Output::ExecuteResult(ExecuteResult {
+            data,
+            metadata: Metadata::new(),
+            execution_count: Some(execution_count),
+            extra: Metadata::new(),
+        }));
     }
     outputs
 }
@@ -129,7 +140,9 @@ pub fn split_content(stdout: &str) -> (String, BTreeMap<String, String>) {
         let bare = line.trim_end_matches(['\n', '\r']);
         match &mut block {
             None => match bare.strip_prefix("EVCXR_BEGIN_CONTENT") {
-                Some(mime) if mime.starts_with(' ') && !mime.trim().is_empty() => block = Some((mime.trim().to_owned(), Vec::new())),
+                Some(mime) if mime.starts_with(' ') && !mime.trim().is_empty() => {
+                    block = Some((mime.trim().to_owned(), Vec::new()))
+                }
                 _ => text.push_str(line),
             },
             Some((mime, lines)) => {
@@ -161,19 +174,31 @@ mod tests {
         let stdout = "\u{1e}caio:begin:0\u{1e}hello\n\u{1e}caio:end:0\u{1e}\u{1e}caio:begin:2\u{1e}partial";
         let stderr = "\u{1e}caio:begin:0\u{1e}warn\n\u{1e}caio:end:0\u{1e}\u{1e}caio:begin:2\u{1e}\u{1e}caio:panic\u{1f}src/main.rs\u{1f}12\u{1f}5\u{1f}boom: a\u{1f}b\u{1e}";
         let runs = split_by_cell(stdout, stderr);
-        assert_eq!(runs[&0], CellRun { stdout: "hello\n".into(), stderr: "warn\n".into(), completed: true, ..CellRun::default() });
+        assert_eq!(
+            runs[&0],
+            CellRun { stdout: "hello\n".into(), stderr: "warn\n".into(), completed: true, ..CellRun::default() }
+        );
         assert!(!runs[&2].completed);
         assert_eq!(runs[&2].stdout, "partial");
-        assert_eq!(runs[&2].panic, Some(Panic { file: "src/main.rs".into(), line: 12, column: 5, message: "boom: a\u{1f}b".into() }));
+        assert_eq!(
+            runs[&2].panic,
+            Some(Panic { file: "src/main.rs".into(), line: 12, column: 5, message: "boom: a\u{1f}b".into() })
+        );
     }
 
     #[test]
     fn content_blocks_become_mime_data() {
-        let (text, data) = split_content("before\nEVCXR_BEGIN_CONTENT text/html\n<b>x</b>\nEVCXR_END_CONTENT\nafter\nEVCXR_BEGIN_CONTENT text/plain\n42\nEVCXR_END_CONTENT\n");
+        let (text, data) = split_content(
+            "before\nEVCXR_BEGIN_CONTENT text/html\n<b>x</b>\nEVCXR_END_CONTENT\nafter\nEVCXR_BEGIN_CONTENT text/plain\n42\nEVCXR_END_CONTENT\n",
+        );
         assert_eq!(text, "before\nafter\n");
         assert_eq!(data["text/html"], "<b>x</b>");
         assert_eq!(data["text/plain"], "42");
-        let run = CellRun { stdout: "EVCXR_BEGIN_CONTENT text/plain\n\"a\"\nEVCXR_END_CONTENT\n".into(), completed: true, ..CellRun::default() };
+        let run = CellRun {
+            stdout: "EVCXR_BEGIN_CONTENT text/plain\n\"a\"\nEVCXR_END_CONTENT\n".into(),
+            completed: true,
+            ..CellRun::default()
+        };
         let outputs = outputs(&run, 3);
         assert_eq!(outputs.len(), 1);
         let Output::ExecuteResult(result) = &outputs[0] else { panic!("execute_result expected") };

@@ -121,10 +121,10 @@ pub fn build(manifest: &Path, target_dir: &Path, progress: &Progress) -> Result<
                 }
             }
             "compiler-message" => {
-                if let (Some(manifest), Some(diagnostic)) = (message.manifest_path, message.message) {
-                    if diagnostic.level == "error" {
-                        built.errors.entry(manifest).or_default().push(diagnostic);
-                    }
+                if let (Some(manifest), Some(diagnostic)) = (message.manifest_path, message.message)
+                    && diagnostic.level == "error"
+                {
+                    built.errors.entry(manifest).or_default().push(diagnostic);
                 }
             }
             _ => {}
@@ -136,18 +136,32 @@ pub fn build(manifest: &Path, target_dir: &Path, progress: &Progress) -> Result<
 }
 
 /// One line per error, located in the notebook where possible.
-pub fn describe(diagnostic: &Diagnostic, notebook: &str, map: &SourceMap, cell_ref: impl Fn(usize, usize) -> String) -> String {
+pub fn describe(
+    diagnostic: &Diagnostic,
+    notebook: &str,
+    map: &SourceMap,
+    cell_ref: impl Fn(usize, usize) -> String,
+) -> String {
     let code = diagnostic.code.as_ref().map(|c| format!("[{}]", c.code)).unwrap_or_default();
     let primary = diagnostic.spans.iter().find(|s| s.is_primary).or(diagnostic.spans.first());
     let mut text = match primary {
-        Some(span) if span.file_name == "src/main.rs" || span.file_name.ends_with("/src/main.rs") && span.file_name.starts_with("nb/") => match map.lookup(span.line_start) {
-            Some((cell, line)) => format!("{notebook}: {}: error{code}: {}", cell_ref(cell, line), diagnostic.message),
-            None => format!(
-                "{notebook}: error{code} in code the runner generated around your cells (is a cell's last expression, or a `?`, of an unexpected type?): {}",
-                diagnostic.rendered.as_deref().unwrap_or(&diagnostic.message).trim_end()
-            ),
-        },
-        Some(span) => format!("{notebook}: error{code} in {}:{}: {}", span.file_name, span.line_start, diagnostic.message),
+        Some(span)
+            if span.file_name == "src/main.rs"
+                || span.file_name.ends_with("/src/main.rs") && span.file_name.starts_with("nb/") =>
+        {
+            match map.lookup(span.line_start) {
+                Some((cell, line)) => {
+                    format!("{notebook}: {}: error{code}: {}", cell_ref(cell, line), diagnostic.message)
+                }
+                None => format!(
+                    "{notebook}: error{code} in code the runner generated around your cells (is a cell's last expression, or a `?`, of an unexpected type?): {}",
+                    diagnostic.rendered.as_deref().unwrap_or(&diagnostic.message).trim_end()
+                ),
+            }
+        }
+        Some(span) => {
+            format!("{notebook}: error{code} in {}:{}: {}", span.file_name, span.line_start, diagnostic.message)
+        }
         None => format!("{notebook}: error{code}: {}", diagnostic.message),
     };
     if let Some(label) = primary.and_then(|s| s.label.as_deref()) {

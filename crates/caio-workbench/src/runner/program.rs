@@ -152,7 +152,11 @@ pub fn build(notebook: &Notebook, notebook_dir: &Path) -> Result<Program, Vec<Ce
         };
         let chunk = |node: &dyn Spanned| {
             let range = node.span().byte_range();
-            Chunk { text: code[range.clone()].to_owned(), cell: index, line: crate::rustsrc::line_of(&code, range.start) }
+            Chunk {
+                text: code[range.clone()].to_owned(),
+                cell: index,
+                line: crate::rustsrc::line_of(&code, range.start),
+            }
         };
         for attr in &attrs {
             crate_attrs.push(chunk(attr));
@@ -182,7 +186,11 @@ pub fn build(notebook: &Notebook, notebook_dir: &Path) -> Result<Program, Vec<Ce
                 }
                 syn::Stmt::Expr(syn::Expr::Verbatim(tokens), Some(_)) if tokens.is_empty() => {}
                 syn::Stmt::Expr(expr, None) if last => cell_code.final_expr = Some(chunk(expr)),
-                syn::Stmt::Macro(mac) if last && mac.semi_token.is_none() && !matches!(mac.mac.delimiter, syn::MacroDelimiter::Brace(_)) => {
+                syn::Stmt::Macro(mac)
+                    if last
+                        && mac.semi_token.is_none()
+                        && !matches!(mac.mac.delimiter, syn::MacroDelimiter::Brace(_)) =>
+                {
                     cell_code.final_expr = Some(chunk(mac))
                 }
                 other => cell_code.statements.push(chunk(other)),
@@ -195,7 +203,9 @@ pub fn build(notebook: &Notebook, notebook_dir: &Path) -> Result<Program, Vec<Ce
     }
 
     let mut w = Writer::new();
-    w.generated("#![allow(unused_imports, unused_mut, unused_variables, unused_assignments, dead_code, unreachable_code)]");
+    w.generated(
+        "#![allow(unused_imports, unused_mut, unused_variables, unused_assignments, dead_code, unreachable_code)]",
+    );
     for attr in &crate_attrs {
         w.user(attr);
     }
@@ -223,24 +233,41 @@ pub fn build(notebook: &Notebook, notebook_dir: &Path) -> Result<Program, Vec<Ce
     Ok(Program { deps, main_rs: w.text, source_map: w.map, executed: cells.iter().map(|c| c.index).collect() })
 }
 
+/// The evcxr command on a line (`:dep`, `:vars`, ...) with the rest of the
+/// line, or `None` for code (a leading `::` is a path, not a command).
+pub fn evcxr_command(line: &str) -> Option<(&str, &str)> {
+    let trimmed = line.trim();
+    if !trimmed.starts_with(':') || trimmed.starts_with("::") {
+        return None;
+    }
+    Some(trimmed.split_once(char::is_whitespace).unwrap_or((trimmed, "")))
+}
+
 /// Removes `:command` lines (keeping line numbers) and records `:dep`s.
-fn take_commands(source: &str, notebook_dir: &Path, deps: &mut BTreeMap<String, toml::Value>) -> Result<String, (usize, String)> {
+fn take_commands(
+    source: &str,
+    notebook_dir: &Path,
+    deps: &mut BTreeMap<String, toml::Value>,
+) -> Result<String, (usize, String)> {
     let mut code = String::with_capacity(source.len());
     for (i, line) in source.split_inclusive('\n').enumerate() {
-        let trimmed = line.trim();
-        if !(trimmed.starts_with(':') && !trimmed.starts_with("::")) {
+        let Some((command, rest)) = evcxr_command(line) else {
             code.push_str(line);
             continue;
-        }
-        let (command, rest) = trimmed.split_once(char::is_whitespace).unwrap_or((trimmed, ""));
+        };
         if command != ":dep" {
-            return Err((i + 1, format!("evcxr command `{command}` is not supported by the native runner (it supports `:dep`); remove it or mark the cell `//| eval: false`")));
+            return Err((
+                i + 1,
+                format!(
+                    "evcxr command `{command}` is not supported by the native runner (it supports `:dep`); remove it or mark the cell `//| eval: false`"
+                ),
+            ));
         }
         let (name, value) = parse_dep(rest.trim(), notebook_dir).map_err(|message| (i + 1, message))?;
-        if let Some(existing) = deps.get(&name) {
-            if existing != &value {
-                return Err((i + 1, format!("`:dep {name}` is declared twice with different settings; keep one")));
-            }
+        if let Some(existing) = deps.get(&name)
+            && existing != &value
+        {
+            return Err((i + 1, format!("`:dep {name}` is declared twice with different settings; keep one")));
         }
         deps.insert(name, value);
         code.push_str(if line.ends_with('\n') { "\n" } else { "" });
@@ -254,13 +281,16 @@ fn parse_dep(spec: &str, notebook_dir: &Path) -> Result<(String, toml::Value), S
     if !spec.contains('=') {
         return Err(format!("`:dep {spec}` has no version or path; {usage}"));
     }
-    let table: toml::Table = toml::from_str(spec).map_err(|e| format!("`:dep {spec}` is not valid TOML ({}); {usage}", e.message()))?;
+    let table: toml::Table =
+        toml::from_str(spec).map_err(|e| format!("`:dep {spec}` is not valid TOML ({}); {usage}", e.message()))?;
     let Some((name, mut value)) = table.into_iter().next() else {
         return Err(format!("`:dep` needs a crate; {usage}"));
     };
     if let Some(toml::Value::String(path)) = value.get_mut("path") {
         let resolved = notebook_dir.join(&*path);
-        let resolved = resolved.canonicalize().map_err(|e| format!("`:dep {name}` path `{path}` (relative to the notebook's directory): {e}"))?;
+        let resolved = resolved
+            .canonicalize()
+            .map_err(|e| format!("`:dep {name}` path `{path}` (relative to the notebook's directory): {e}"))?;
         *path = resolved.to_string_lossy().into_owned();
     }
     if !(value.is_str() || value.is_table()) {
@@ -345,10 +375,13 @@ fn flatten_use(tree: &syn::UseTree, prefix: String, out: &mut Vec<(String, Strin
         syn::UseTree::Path(p) => flatten_use(&p.tree, join(&p.ident.to_string()), out),
         syn::UseTree::Name(n) => {
             let name = n.ident.to_string();
-            let binding = if name == "self" { prefix.rsplit("::").next().unwrap_or("").to_owned() } else { name.clone() };
+            let binding =
+                if name == "self" { prefix.rsplit("::").next().unwrap_or("").to_owned() } else { name.clone() };
             out.push((join(&name), binding));
         }
-        syn::UseTree::Rename(r) => out.push((format!("{} as {}", join(&r.ident.to_string()), r.rename), r.rename.to_string())),
+        syn::UseTree::Rename(r) => {
+            out.push((format!("{} as {}", join(&r.ident.to_string()), r.rename), r.rename.to_string()))
+        }
         syn::UseTree::Glob(_) => out.push((join("*"), "*".to_owned())),
         syn::UseTree::Group(g) => {
             for tree in &g.items {
@@ -368,16 +401,27 @@ mod tests {
             .enumerate()
             .map(|(i, s)| serde_json::json!({"cell_type": "code", "id": format!("c{i}"), "metadata": {}, "outputs": [], "execution_count": null, "source": s}))
             .collect();
-        Notebook::parse(&serde_json::json!({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).to_string()).unwrap()
+        Notebook::parse(
+            &serde_json::json!({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).to_string(),
+        )
+        .unwrap()
     }
 
     fn problems(cells: &[&str]) -> Vec<String> {
-        build(&notebook(cells), Path::new(".")).expect_err("should be rejected").iter().map(|p| format!("{}: {}", p.cell, p.message)).collect()
+        build(&notebook(cells), Path::new("."))
+            .expect_err("should be rejected")
+            .iter()
+            .map(|p| format!("{}: {}", p.cell, p.message))
+            .collect()
     }
 
     #[test]
     fn items_are_hoisted_and_lines_mapped() {
-        let program = build(&notebook(&["use std::fmt;\nlet a = 1;\nfn double(x: i32) -> i32 { x * 2 }", "use std::fmt;\ndouble(a)"]), Path::new(".")).unwrap();
+        let program = build(
+            &notebook(&["use std::fmt;\nlet a = 1;\nfn double(x: i32) -> i32 { x * 2 }", "use std::fmt;\ndouble(a)"]),
+            Path::new("."),
+        )
+        .unwrap();
         assert_eq!(program.main_rs.matches("use std::fmt;").count(), 1, "duplicate imports are merged");
         let main_at = program.main_rs.find("fn main()").unwrap();
         assert!(program.main_rs.find("fn double").unwrap() < main_at, "items are hoisted before main");
@@ -389,8 +433,16 @@ mod tests {
 
     #[test]
     fn unsupported_evcxr_features_are_explicit_errors() {
-        assert_eq!(problems(&["let a = 1;\n:vars"]), vec!["cell 1 (id c0), line 2: evcxr command `:vars` is not supported by the native runner (it supports `:dep`); remove it or mark the cell `//| eval: false`"]);
-        assert!(problems(&["fn f() {}", "fn f() {}"])[0].starts_with("cell 2 (id c1), line 1: `f` is already defined in cell 1"));
+        assert_eq!(
+            problems(&["let a = 1;\n:vars"]),
+            vec![
+                "cell 1 (id c0), line 2: evcxr command `:vars` is not supported by the native runner (it supports `:dep`); remove it or mark the cell `//| eval: false`"
+            ]
+        );
+        assert!(
+            problems(&["fn f() {}", "fn f() {}"])[0]
+                .starts_with("cell 2 (id c1), line 1: `f` is already defined in cell 1")
+        );
         assert!(problems(&["use a::X;", "use b::X;"])[0].contains("already imports"));
         assert!(problems(&["fn main() {}"])[0].contains("cannot define `main`"));
         assert!(problems(&[":dep serde"])[0].contains("has no version or path"));
@@ -399,7 +451,9 @@ mod tests {
 
     #[test]
     fn deps_are_collected_and_skipped_cells_do_not_run() {
-        let program = build(&notebook(&[":dep itoa = \"1\"\nlet x = 1;", "//| eval: false\nloop {}", ""]), Path::new(".")).unwrap();
+        let program =
+            build(&notebook(&[":dep itoa = \"1\"\nlet x = 1;", "//| eval: false\nloop {}", ""]), Path::new("."))
+                .unwrap();
         assert_eq!(program.deps["itoa"], toml::Value::String("1".into()));
         assert_eq!(program.executed, vec![0]);
         assert!(!program.main_rs.contains("loop {}"));
