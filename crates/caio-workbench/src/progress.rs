@@ -41,6 +41,16 @@ impl Progress {
         }
     }
 
+    /// A line of detail from the work itself (such as cargo's `Compiling`
+    /// lines): the bar's message on a terminal, a log line otherwise.
+    pub fn log(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(line.trim().to_owned()),
+            None if !self.quiet => eprintln!("{line}"),
+            None => {}
+        }
+    }
+
     /// Records one finished item with a short status.
     pub fn finished(&self, item: &str, status: &str) {
         let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;

@@ -3,7 +3,7 @@
 //! errors back to notebook cells.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -28,6 +28,7 @@ struct Message {
 
 #[derive(Deserialize)]
 struct Target {
+    /// The target's name (the runner crate's binary).
     name: String,
 }
 
@@ -93,30 +94,37 @@ pub fn build(manifest: &Path, target_dir: &Path, progress: &Progress) -> Result<
         .args(["build", "--workspace", "--keep-going", "--message-format=json", "--manifest-path"])
         .arg(manifest)
         .env("CARGO_TARGET_DIR", target_dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env("CARGO_TERM_PROGRESS_WHEN", "never")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::io("cargo", "start", e))?;
-    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
     let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
+        for line in stderr.lines().map_while(std::result::Result::ok) {
+            let _ = lines_tx.send(line);
+        }
     });
     let mut built = Built::default();
     let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut cargo_stderr = String::new();
+    let forward = |progress: &Progress, cargo_stderr: &mut String| {
+        for line in lines_rx.try_iter() {
+            progress.log(&line);
+            cargo_stderr.push_str(&line);
+            cargo_stderr.push('\n');
+        }
+    };
     for line in stdout.lines() {
+        forward(progress, &mut cargo_stderr);
         let line = line.map_err(|e| Error::io("cargo", "read the output of", e))?;
         let Ok(message) = serde_json::from_str::<Message>(&line) else { continue };
         match message.reason.as_str() {
             "compiler-artifact" => {
-                if let Some(target) = &message.target {
-                    progress.message(&format!("compiled {}", target.name));
-                }
                 if let (Some(manifest), Some(executable)) = (message.manifest_path, message.executable) {
+                    let name = message.target.map(|t| t.name).unwrap_or_default();
+                    progress.finished(&name, "compiled");
                     built.executables.insert(manifest, executable);
                 }
             }
@@ -131,7 +139,9 @@ pub fn build(manifest: &Path, target_dir: &Path, progress: &Progress) -> Result<
         }
     }
     child.wait().map_err(|e| Error::io("cargo", "wait for", e))?;
-    built.cargo_stderr = stderr_reader.join().unwrap_or_default();
+    let _ = stderr_reader.join();
+    forward(progress, &mut cargo_stderr);
+    built.cargo_stderr = cargo_stderr;
     Ok(built)
 }
 

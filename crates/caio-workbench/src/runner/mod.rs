@@ -104,7 +104,6 @@ pub fn run(ws: &Workspace, notebooks: &[NotebookFile], options: &Options) -> Res
     write_workspace(ws, &runner_dir, &prepared)?;
 
     let build_progress = Progress::new("building", prepared.len(), options.quiet);
-    build_progress.message("cargo build (dependencies compile once, then stay cached)");
     let target_dir = options.target_dir.clone().unwrap_or_else(|| runner_dir.join("target"));
     let built = cargo::build(&runner_dir.join("Cargo.toml"), &target_dir, &build_progress)?;
     build_progress.finish();
