@@ -185,6 +185,12 @@ pub fn build(notebook: &Notebook, notebook_dir: &Path) -> Result<Program, Vec<Ce
                     items.push(chunk(item));
                 }
                 syn::Stmt::Expr(syn::Expr::Verbatim(tokens), Some(_)) if tokens.is_empty() => {}
+                stmt if top_level_await(stmt) => {
+                    problems.push(at(
+                        Some(stmt.span().start().line),
+                        "top-level `.await` (evcxr's async mode) is not supported by the native runner; run the future inside an async runtime's `block_on`".into(),
+                    ));
+                }
                 syn::Stmt::Expr(expr, None) if last => cell_code.final_expr = Some(chunk(expr)),
                 syn::Stmt::Macro(mac)
                     if last
@@ -297,6 +303,27 @@ fn parse_dep(spec: &str, notebook_dir: &Path) -> Result<(String, toml::Value), S
         return Err(format!("`:dep {name}` must be a version string or an inline table; {usage}"));
     }
     Ok((name, value))
+}
+
+/// Whether a statement awaits outside any `async` block or closure, which
+/// evcxr runs in its implicit async mode.
+fn top_level_await(stmt: &syn::Stmt) -> bool {
+    struct Finder(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_expr_await(&mut self, _: &'ast syn::ExprAwait) {
+            self.0 = true;
+        }
+        fn visit_expr_async(&mut self, _: &'ast syn::ExprAsync) {}
+        fn visit_expr_closure(&mut self, closure: &'ast syn::ExprClosure) {
+            if closure.asyncness.is_none() {
+                syn::visit::visit_expr_closure(self, closure);
+            }
+        }
+        fn visit_item(&mut self, _: &'ast syn::Item) {}
+    }
+    let mut finder = Finder(false);
+    syn::visit::Visit::visit_stmt(&mut finder, stmt);
+    finder.0
 }
 
 fn hoisted(item: &syn::Item) -> bool {
@@ -447,6 +474,8 @@ mod tests {
         assert!(problems(&["fn main() {}"])[0].contains("cannot define `main`"));
         assert!(problems(&[":dep serde"])[0].contains("has no version or path"));
         assert!(problems(&["let x = ;"])[0].starts_with("cell 1 (id c0), line 1: syntax error"));
+        assert!(problems(&["let a = 1;\nlet v = fetch().await;"])[0].starts_with("cell 1 (id c0), line 2: top-level `.await`"));
+        build(&notebook(&["let f = async { g().await };\nlet h = async || g().await;"]), Path::new(".")).unwrap();
     }
 
     #[test]
