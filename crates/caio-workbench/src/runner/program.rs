@@ -402,9 +402,13 @@ fn flatten_use(tree: &syn::UseTree, prefix: String, out: &mut Vec<(String, Strin
         syn::UseTree::Path(p) => flatten_use(&p.tree, join(&p.ident.to_string()), out),
         syn::UseTree::Name(n) => {
             let name = n.ident.to_string();
-            let binding =
-                if name == "self" { prefix.rsplit("::").next().unwrap_or("").to_owned() } else { name.clone() };
-            out.push((join(&name), binding));
+            if name == "self" {
+                // `a::b::{self}` imports the module `a::b` itself.
+                let binding = prefix.rsplit("::").next().unwrap_or("").to_owned();
+                out.push((prefix.clone(), binding));
+            } else {
+                out.push((join(&name), name));
+            }
         }
         syn::UseTree::Rename(r) => {
             out.push((format!("{} as {}", join(&r.ident.to_string()), r.rename), r.rename.to_string()))
@@ -450,6 +454,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(program.main_rs.matches("use std::fmt;").count(), 1, "duplicate imports are merged");
+        let groups = build(&notebook(&["use std::io::{self, Write};\nuse std::io;"]), Path::new(".")).unwrap();
+        assert!(groups.main_rs.contains("use std::io;\nuse std::io::Write;\n"), "{}", groups.main_rs);
         let main_at = program.main_rs.find("fn main()").unwrap();
         assert!(program.main_rs.find("fn double").unwrap() < main_at, "items are hoisted before main");
         let line_of = |needle: &str| program.main_rs[..program.main_rs.find(needle).unwrap()].matches('\n').count() + 1;
