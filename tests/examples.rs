@@ -6,11 +6,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use caio_calculus::contract::{parse_contracts, Contract, ContractFile, Format};
-use caio_calculus::examples::{auth_config, token, NOW};
+use caio_calculus::contract::{Contract, ContractFile, Format, parse_contracts};
+use caio_calculus::examples::{NOW, auth_config, token};
 use caio_calculus::registry::Registry;
-use caio_calculus::request::{parse_request, Request};
-use caio_calculus::route::{route, Inputs, RouteConfig};
+use caio_calculus::request::{Request, parse_request};
+use caio_calculus::route::{Inputs, RouteConfig, route};
 use caio_calculus::rules::parse_policy;
 use caio_calculus::score::History;
 
@@ -36,13 +36,18 @@ fn check_file(rel: &str, actual: &str) {
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(expected == actual, "{rel} is out of date (run with UPDATE_EXPECT=1 to accept)\n--- expected\n{expected}\n--- actual\n{actual}");
+    assert!(
+        expected == actual,
+        "{rel} is out of date (run with UPDATE_EXPECT=1 to accept)\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
 }
 
 fn contracts() -> Vec<Contract> {
     files("examples/contracts")
         .iter()
-        .flat_map(|path| parse_contracts(&read(path), Format::Yaml).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .flat_map(|path| {
+            parse_contracts(&read(path), Format::Yaml).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
         .collect()
 }
 
@@ -51,7 +56,8 @@ fn example_contracts_are_valid_and_realistic() {
     let contracts = contracts();
     assert!(contracts.len() >= 8, "at least 8 example contracts");
     let registry = Registry::from_contracts(contracts).unwrap();
-    let adapters: std::collections::BTreeSet<String> = registry.entries().map(|e| format!("{:?}", e.contract.api.adapter)).collect();
+    let adapters: std::collections::BTreeSet<String> =
+        registry.entries().map(|e| format!("{:?}", e.contract.api.adapter)).collect();
     assert_eq!(adapters.len(), 2, "both adapters are exemplified");
 }
 
@@ -61,16 +67,30 @@ fn example_requests_route_as_the_snapshot_says() {
     let policy = parse_policy(&read(&root().join("examples/policies/default.yaml")), Format::Yaml).unwrap();
     let config = RouteConfig { auth: auth_config(), score: Default::default(), control: Default::default() };
     let history = History::new();
-    let inputs = Inputs { registry: &registry, policy: &policy, history: &history, config: &config, seed: 42, now: NOW, previous: None };
+    let inputs = Inputs {
+        registry: &registry,
+        policy: &policy,
+        history: &history,
+        config: &config,
+        seed: 42,
+        now: NOW,
+        previous: None,
+    };
     let caller = token(&["chat.basic", "cloud.use", "embed.basic", "audio.transcribe", "audio.speak"], 2);
     let mut report = String::new();
     for path in files("examples/requests") {
-        let mut request: Request = parse_request(&read(&path), Format::Yaml).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut request: Request =
+            parse_request(&read(&path), Format::Yaml).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         request.token = caller.clone();
         let name = path.file_name().unwrap().to_string_lossy();
         match route(&request, &inputs) {
             Ok(decision) => {
-                writeln!(report, "{name}: selected {} (score {:.4})", decision.selected.service, decision.selected.score).unwrap();
+                writeln!(
+                    report,
+                    "{name}: selected {} (score {:.4})",
+                    decision.selected.service, decision.selected.score
+                )
+                .unwrap();
                 for rejection in &decision.rejected {
                     writeln!(report, "  {rejection}").unwrap();
                 }

@@ -7,11 +7,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use caio_calculus::examples::{auth_config, hs256_token, synthetic_policy, synthetic_registry, token, NOW};
+use caio_calculus::examples::{NOW, auth_config, hs256_token, synthetic_policy, synthetic_registry, token};
 use caio_calculus::request::Request;
-use caio_calculus::route::{route, Inputs, RouteConfig};
+use caio_calculus::route::{Inputs, RouteConfig, route};
 use caio_calculus::score::History;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 const SIZES: &[usize] = &[10, 100, 1_000, 10_000];
 
@@ -41,9 +41,19 @@ fn bench_route(c: &mut Criterion) {
     for ((algorithm, token), &n) in tokens.iter().flat_map(|t| SIZES.iter().map(move |n| (t, n))) {
         let request = request(token.clone());
         let registry = synthetic_registry(n, 42);
-        let inputs = Inputs { registry: &registry, policy: &policy, history: &history, config: &config, seed: 1, now: NOW, previous: None };
+        let inputs = Inputs {
+            registry: &registry,
+            policy: &policy,
+            history: &history,
+            config: &config,
+            seed: 1,
+            now: NOW,
+            previous: None,
+        };
         route(&request, &inputs).expect("the bench request routes");
-        group.bench_with_input(BenchmarkId::new(*algorithm, n), &n, |b, _| b.iter(|| route(black_box(&request), black_box(&inputs))));
+        group.bench_with_input(BenchmarkId::new(*algorithm, n), &n, |b, _| {
+            b.iter(|| route(black_box(&request), black_box(&inputs)))
+        });
         let rounds = (200_000 / n).clamp(200, 5_000);
         let samples: Vec<Duration> = (0..rounds)
             .map(|_| {
@@ -53,7 +63,9 @@ fn bench_route(c: &mut Criterion) {
             })
             .collect();
         let (p50, p99) = percentiles(samples);
-        println!("route, {algorithm} token, {n:>6} services, 20 rules: p50 {p50:>10.1?}  p99 {p99:>10.1?}  ({rounds} decisions)");
+        println!(
+            "route, {algorithm} token, {n:>6} services, 20 rules: p50 {p50:>10.1?}  p99 {p99:>10.1?}  ({rounds} decisions)"
+        );
     }
     group.finish();
 }

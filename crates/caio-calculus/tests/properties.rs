@@ -7,17 +7,17 @@
 
 use std::collections::BTreeSet;
 
-use caio_calculus::compose::{compose, Shape};
+use caio_calculus::compose::{Shape, compose};
 use caio_calculus::contract::{Contract, Format};
-use caio_calculus::examples::{auth_config, hs256_token, synthetic_contracts, synthetic_policy, NOW};
-use caio_calculus::guarantee::{unmet, Bound};
+use caio_calculus::examples::{NOW, auth_config, hs256_token, synthetic_contracts, synthetic_policy};
+use caio_calculus::guarantee::{Bound, unmet};
 use caio_calculus::matching::{check_constraints, check_match};
-use caio_calculus::proof::{verify, Step};
+use caio_calculus::proof::{Step, verify};
 use caio_calculus::registry::Registry;
-use caio_calculus::request::{parse_request, Request};
-use caio_calculus::route::{route, Inputs, RouteConfig, RouteError};
+use caio_calculus::request::{Request, parse_request};
+use caio_calculus::route::{Inputs, RouteConfig, RouteError, route};
 use caio_calculus::score::History;
-use caio_calculus::trace::{append, verify_anchored, verify_chain, Trace};
+use caio_calculus::trace::{Trace, append, verify_anchored, verify_chain};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
@@ -26,7 +26,14 @@ fn config(cases: u32) -> Config {
 }
 
 /// A request built from generated choices.
-fn request(capability: usize, accuracy: f64, max_latency: Option<f64>, sensitive: bool, permissions: &[&str], trust: u8) -> Request {
+fn request(
+    capability: usize,
+    accuracy: f64,
+    max_latency: Option<f64>,
+    sensitive: bool,
+    permissions: &[&str],
+    trust: u8,
+) -> Request {
     let capability = caio_calculus::examples::CAPABILITIES[capability % caio_calculus::examples::CAPABILITIES.len()];
     let latency = max_latency.map(|l| format!(", constraints: {{max_latency_ms: {l}}}")).unwrap_or_default();
     let sensitivity = if sensitive { "sensitive" } else { "internal" };
@@ -39,16 +46,13 @@ fn request(capability: usize, accuracy: f64, max_latency: Option<f64>, sensitive
 }
 
 fn request_strategy() -> impl Strategy<Value = Request> {
-    (
-        0usize..6,
-        0.5f64..0.95,
-        prop::option::of(100.0f64..2000.0),
-        any::<bool>(),
-        (any::<bool>(), any::<bool>()),
-        0u8..3,
-    )
+    (0usize..6, 0.5f64..0.95, prop::option::of(100.0f64..2000.0), any::<bool>(), (any::<bool>(), any::<bool>()), 0u8..3)
         .prop_map(|(c, a, l, s, (basic, cloud), t)| {
-            let permissions: Vec<&str> = [("chat.basic", basic), ("cloud.use", cloud)].iter().filter(|(_, held)| *held).map(|(p, _)| *p).collect();
+            let permissions: Vec<&str> = [("chat.basic", basic), ("cloud.use", cloud)]
+                .iter()
+                .filter(|(_, held)| *held)
+                .map(|(p, _)| *p)
+                .collect();
             request(c, (a * 100.0).round() / 100.0, l.map(f64::round), s, &permissions, t)
         })
 }

@@ -480,7 +480,10 @@ mod tests {
         assert!(problems(&["fn main() {}"])[0].contains("cannot define `main`"));
         assert!(problems(&[":dep serde"])[0].contains("has no version or path"));
         assert!(problems(&["let x = ;"])[0].starts_with("cell 1 (id c0), line 1: syntax error"));
-        assert!(problems(&["let a = 1;\nlet v = fetch().await;"])[0].starts_with("cell 1 (id c0), line 2: top-level `.await`"));
+        assert!(
+            problems(&["let a = 1;\nlet v = fetch().await;"])[0]
+                .starts_with("cell 1 (id c0), line 2: top-level `.await`")
+        );
         build(&notebook(&["let f = async { g().await };\nlet h = async || g().await;"]), Path::new(".")).unwrap();
     }
 
