@@ -6,14 +6,17 @@
 //! own; anything worth testing lives in the library.
 //!
 //! Exit codes: 0 success; 1 the command ran and found problems (drift,
-//! unclean notebooks, failing cells, invalid input); 2 usage error.
+//! unclean notebooks, failing cells, invalid input, a blocked gate); 2 usage
+//! or configuration error (bad flags, an invalid `gate.toml`, an unknown
+//! branch).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use caio_workbench::{Workspace, clean, extract, runner, sync};
+use caio_workbench::scorecard::{self, Decision};
+use caio_workbench::{Workspace, clean, extract, gate, hooks, runner, scaffold, sync, verify};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -62,16 +65,79 @@ enum Command {
         /// Notebooks to run (default: all under notebooks/).
         notebooks: Vec<PathBuf>,
     },
-    /// The main job: extract --check, clean --check, run --check on everything.
+    /// Run the verification notebooks whose artifacts are missing or stale.
+    Verify {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Rerun every verification notebook, fresh or not.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Judge the evidence into scorecard.json (or print it as Markdown or HTML).
+    Scorecard {
+        /// Output: `json` writes scorecard.json; `md` and `html` print a report.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Show what changed against scorecard.json at this git revision.
+        #[arg(long, value_name = "GIT_REV")]
+        diff: Option<String>,
+        /// Write nothing; exit 1 if scorecard.json is not what the evidence gives.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Apply the branch policy (gate.toml) to the scorecard: exit 0 pass, 1 blocked, 2 configuration error.
+    Gate {
+        /// The branch (default: from the CI environment, else git).
+        #[arg(long)]
+        branch: Option<String>,
+    },
+    /// The fast checks for pre-commit: drift, clean notebooks, evidence not broken.
+    Check,
+    /// The main job: extract --check, clean --check, run --check, verify, scorecard, gate.
     Validate {
         #[command(flatten)]
         run: RunArgs,
+        /// The branch the gate judges (default: from the CI environment, else git).
+        #[arg(long)]
+        branch: Option<String>,
     },
+    /// Install or remove the git hooks (pre-commit: check; pre-push: validate).
+    Hooks {
+        #[command(subcommand)]
+        action: HookAction,
+    },
+    /// Scaffold an invariant file and its verification notebook.
+    NewInvariant {
+        /// The id, such as INV-CAIO-0016.
+        id: String,
+        /// A short title.
+        #[arg(long, default_value = "New invariant")]
+        title: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum HookAction {
+    /// Install the hooks; a hook caio did not write is kept unless --force (then saved as .orig).
+    Install {
+        /// Replace foreign hooks, keeping them as <hook>.orig.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove caio's hooks.
+    Uninstall,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Json,
+    Md,
+    Html,
 }
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Write nothing; exit 1 if any notebook's outputs would change.
+    /// Write nothing; exit 1 if anything would change (outputs, artifacts, scorecard).
     #[arg(long)]
     check: bool,
     /// Notebooks run at once (default: number of CPUs).
@@ -97,6 +163,18 @@ impl RunArgs {
     }
 }
 
+/// A failure that exits with a code other than 1.
+#[derive(Debug)]
+struct Exit(u8, String);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match execute(&cli) {
@@ -106,7 +184,7 @@ fn main() -> ExitCode {
             for cause in error.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(1)
+            ExitCode::from(error.downcast_ref::<Exit>().map_or(1, |e| e.0))
         }
     }
 }
@@ -157,7 +235,15 @@ fn execute(cli: &Cli) -> Result<()> {
         Command::Run { run, notebooks } => {
             let files = if notebooks.is_empty() { ws.notebooks()? } else { ws.notebook_args(notebooks)? };
             let started = Instant::now();
-            let outcomes = runner::run(&ws, &files, &run.options(cli.quiet))?;
+            let mut options = run.options(cli.quiet);
+            // Verification notebooks get their digest, so the artifacts they write stay fresh.
+            let invariants = verify::load_invariants(&ws)?;
+            for file in &files {
+                if let Some(env) = verify::environment(&ws, &invariants, &file.rel)? {
+                    options.env.insert(file.rel.clone(), env);
+                }
+            }
+            let outcomes = runner::run(&ws, &files, &options)?;
             let changed = outcomes.iter().filter(|o| o.changed).count();
             println!(
                 "run: {} notebooks ran, {changed} with new outputs ({:.1}s)",
@@ -165,15 +251,123 @@ fn execute(cli: &Cli) -> Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::Validate { run } => validate(&ws, run, cli.quiet)?,
+        Command::Verify { run, force } => {
+            let started = Instant::now();
+            let options = verify::Options { check: run.check, force: *force, runner: run.options(cli.quiet) };
+            let report = verify::run(&ws, &options)?;
+            println!(
+                "verify: {} notebooks ran, {} fresh ({:.1}s)",
+                report.ran.len(),
+                report.fresh.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Scorecard { format, diff, check } => {
+            let card = scorecard::compute(&ws)?;
+            if let Some(rev) = diff {
+                let output = std::process::Command::new("git")
+                    .args(["show", &format!("{rev}:scorecard.json")])
+                    .current_dir(ws.root())
+                    .output()?;
+                if !output.status.success() {
+                    return Err(Exit(
+                        2,
+                        format!(
+                            "cannot read scorecard.json at `{rev}`: {}",
+                            String::from_utf8_lossy(&output.stderr).trim()
+                        ),
+                    )
+                    .into());
+                }
+                let old = scorecard::parse(&String::from_utf8_lossy(&output.stdout), &format!("{rev}:scorecard.json"))?;
+                let changes = scorecard::diff(&old, &card);
+                if changes.is_empty() {
+                    println!("no change against {rev}");
+                }
+                for change in changes {
+                    println!("{change}");
+                }
+                return Ok(());
+            }
+            match format {
+                Format::Md => print!("{}", scorecard::to_markdown(&card)),
+                Format::Html => print!("{}", scorecard::to_html(&card)),
+                Format::Json if *check => scorecard::check(&ws, &card)?,
+                Format::Json => {
+                    let changed = scorecard::write(&ws, &card)?;
+                    println!(
+                        "scorecard: {}{}",
+                        card.decision.word(),
+                        if changed { " (scorecard.json updated)" } else { "" }
+                    );
+                    for reason in &card.reasons {
+                        println!("  {reason}");
+                    }
+                }
+            }
+        }
+        Command::Gate { branch } => {
+            let card = scorecard::compute(&ws)?;
+            gate_step(&ws, branch.as_deref(), &card)?;
+        }
+        Command::Check => {
+            let card = scorecard::compute(&ws)?;
+            println!("check: {}", card.decision.word());
+            for reason in &card.reasons {
+                println!("  {reason}");
+            }
+            if card.decision == Decision::Red {
+                anyhow::bail!("the evidence is broken or drifted (red); fix it before committing");
+            }
+        }
+        Command::Validate { run, branch } => validate(&ws, run, branch.as_deref(), cli.quiet)?,
+        Command::Hooks { action } => {
+            let report = match action {
+                HookAction::Install { force } => hooks::install(&ws, *force)?,
+                HookAction::Uninstall => hooks::uninstall(&ws)?,
+            };
+            for (hook, what) in report {
+                println!("{hook}: {what}");
+            }
+        }
+        Command::NewInvariant { id, title } => {
+            let (invariant, notebook) = scaffold::new_invariant(&ws, id, title)?;
+            println!(
+                "wrote {invariant}\nwrote {notebook}\nwrite the property in the notebook, then run `cargo xtask verify`"
+            );
+        }
     }
     Ok(())
 }
 
+/// Applies the gate; a configuration problem exits 2, a blocked branch 1.
+fn gate_step(ws: &Workspace, branch: Option<&str>, card: &scorecard::Scorecard) -> Result<String> {
+    let config = |e: caio_workbench::Error| Exit(2, e.to_string());
+    let policy = gate::policy(ws).map_err(config)?;
+    let branch = gate::branch(ws, branch).map_err(config)?;
+    let verdict = gate::judge(&policy, &branch, card).map_err(config)?;
+    let line = format!(
+        "branch `{}` (rule `{}`) accepts {}; the scorecard is {}",
+        verdict.branch,
+        verdict.pattern,
+        verdict.accept.word(),
+        verdict.decision.word()
+    );
+    if verdict.passed {
+        println!("gate: pass: {line}");
+        Ok(line)
+    } else {
+        let reasons: Vec<String> = card.reasons.iter().map(|r| format!("\n  {r}")).collect();
+        Err(Exit(1, format!("gate: blocked: {line}{}", reasons.concat())).into())
+    }
+}
+
 /// Every check in order, each reported on one line; fails if any failed.
-fn validate(ws: &Workspace, run: &RunArgs, quiet: bool) -> Result<()> {
+/// With `--check` nothing is written: stale evidence is an error instead of
+/// being recomputed (what CI runs).
+fn validate(ws: &Workspace, run: &RunArgs, branch: Option<&str>, quiet: bool) -> Result<()> {
     let mut failures = Vec::new();
-    let mut step = |name: &str, f: &mut dyn FnMut() -> caio_workbench::Result<String>| {
+    let mut step = |name: &str, f: &mut dyn FnMut() -> Result<String>| {
         let started = Instant::now();
         let (status, detail) = match f() {
             Ok(detail) => ("ok", detail),
@@ -185,16 +379,38 @@ fn validate(ws: &Workspace, run: &RunArgs, quiet: bool) -> Result<()> {
         println!("{name:<16} {status:<7} {:>7.2}s  {detail}", started.elapsed().as_secs_f64());
     };
     step("extract --check", &mut || {
-        extract::run(ws, extract::Options { check: true, force: false })
-            .map(|r| format!("{} generated files", r.unchanged))
+        Ok(extract::run(ws, extract::Options { check: true, force: false })
+            .map(|r| format!("{} generated files", r.unchanged))?)
     });
     step("clean --check", &mut || {
-        clean::run(ws, &[], clean::Options { check: true }).map(|_| "notebooks clean".to_owned())
+        Ok(clean::run(ws, &[], clean::Options { check: true }).map(|_| "notebooks clean".to_owned())?)
     });
     let options = runner::Options { check: true, ..run.options(quiet) };
     step("run --check", &mut || {
-        let files = ws.notebooks()?;
-        runner::run(ws, &files, &options).map(|o| format!("{} notebooks executed, outputs current", o.len()))
+        // Verification notebooks are run by `verify`, with their digests.
+        let files: Vec<_> = ws.notebooks()?.into_iter().filter(|f| !f.rel.starts_with("notebooks/verify/")).collect();
+        Ok(runner::run(ws, &files, &options).map(|o| format!("{} notebooks executed, outputs current", o.len()))?)
+    });
+    let verify_options = verify::Options { check: run.check, force: false, runner: run.options(quiet) };
+    step(if run.check { "verify --check" } else { "verify" }, &mut || {
+        let report = verify::run(ws, &verify_options)?;
+        Ok(format!("{} notebooks ran, {} fresh", report.ran.len(), report.fresh.len()))
+    });
+    let mut card = None;
+    step(if run.check { "scorecard --check" } else { "scorecard" }, &mut || {
+        let computed = scorecard::compute(ws)?;
+        if run.check {
+            scorecard::check(ws, &computed)?;
+        } else {
+            scorecard::write(ws, &computed)?;
+        }
+        let word = computed.decision.word();
+        card = Some(computed);
+        Ok(word.to_string())
+    });
+    step("gate", &mut || match &card {
+        Some(card) => gate_step(ws, branch, card),
+        None => anyhow::bail!("no scorecard to judge"),
     });
     if failures.is_empty() {
         println!("validate: ok");

@@ -126,7 +126,11 @@ impl Artifact {
     /// Writes into `dir`.
     pub fn write_to(&self, dir: &Path) -> Result<PathBuf, ArtifactError> {
         if let Some((metric, value)) = self.non_finite() {
-            return Err(ArtifactError::NonFinite { invariant: self.invariant.clone(), metric: metric.to_string(), value });
+            return Err(ArtifactError::NonFinite {
+                invariant: self.invariant.clone(),
+                metric: metric.to_string(),
+                value,
+            });
         }
         let path = dir.join(format!("{}.json", self.invariant));
         let io = |source| ArtifactError::Io { path: path.display().to_string(), source };

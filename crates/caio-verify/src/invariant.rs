@@ -125,7 +125,9 @@ pub fn is_valid_id(id: &str) -> bool {
     let parts: Vec<&str> = id.split('-').collect();
     parts.len() >= 3
         && parts[0] == "INV"
-        && parts[1..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
         && parts.last().is_some_and(|n| n.len() == 4 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -189,9 +191,18 @@ mod tests {
     #[test]
     fn problems_name_the_field() {
         let check = |text: &str, expected: &str| assert_eq!(Invariant::parse(text).unwrap_err().to_string(), expected);
-        check(&VALID.replace("op: '=='", "op: '~'"), "checks[0].op: unknown variant `~`, expected one of `<=`, `<`, `>=`, `>`, `==`");
-        check(&VALID.replace("severity: critical", "severity: major"), "severity: unknown variant `major`, expected `advisory` or `critical`");
-        check(&VALID.replace("notebooks/verify/x.ipynb", "x.ipynb"), "notebook: `x.ipynb` must be a notebook under notebooks/verify/");
+        check(
+            &VALID.replace("op: '=='", "op: '~'"),
+            "checks[0].op: unknown variant `~`, expected one of `<=`, `<`, `>=`, `>`, `==`",
+        );
+        check(
+            &VALID.replace("severity: critical", "severity: major"),
+            "severity: unknown variant `major`, expected `advisory` or `critical`",
+        );
+        check(
+            &VALID.replace("notebooks/verify/x.ipynb", "x.ipynb"),
+            "notebook: `x.ipynb` must be a notebook under notebooks/verify/",
+        );
         check(&VALID.replace("INV-CAIO-0001", "INV-1"), "id: `INV-1` is not an invariant id such as INV-CAIO-0001");
         let nan = Invariant::parse(&VALID.replace("threshold: 0}", "threshold: .nan}")).unwrap_err().to_string();
         assert!(nan.starts_with("invalid YAML: error: line 8 column 38: non-finite float"), "{nan}");

@@ -16,10 +16,15 @@ pub mod clean;
 pub mod error;
 pub mod extract;
 pub mod fsutil;
+pub mod gate;
+pub mod hooks;
 pub mod progress;
 pub mod runner;
 pub mod rustsrc;
+pub mod scaffold;
+pub mod scorecard;
 pub mod sync;
+pub mod verify;
 pub mod workspace;
 
 pub use error::{Error, Result};
