@@ -34,7 +34,19 @@ fn copy(from: &Path, to: &Path) {
 
 #[test]
 fn every_command_has_help() {
-    for command in ["extract", "sync", "clean", "run", "validate"] {
+    for command in [
+        "extract",
+        "sync",
+        "clean",
+        "run",
+        "verify",
+        "scorecard",
+        "gate",
+        "check",
+        "validate",
+        "hooks",
+        "new-invariant",
+    ] {
         let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args([command, "--help"]).output().unwrap();
         assert!(output.status.success(), "{command} --help failed");
         assert!(text(&output.stdout).contains("Usage: cargo xtask"), "{command} --help:\n{}", text(&output.stdout));
@@ -94,4 +106,30 @@ fn invalid_notebooks_fail_with_one_precise_message() {
         "error: notebooks/broken.ipynb: line 3, column 0: invalid JSON: EOF while parsing a list; fix the syntax (an unresolved merge conflict?) or restore the file from git\n"
     );
     assert!(!dir.path().join("crates/demo/src/lib.rs").exists(), "nothing is written when any notebook is invalid");
+}
+
+fn evidence_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/evidence"), dir.path());
+    dir
+}
+
+#[test]
+fn gate_exit_codes_say_pass_blocked_or_misconfigured() {
+    let dir = evidence_workspace();
+    // No artifacts yet: yellow, which feature branches accept and main does not.
+    let feature = xtask(dir.path(), &["gate", "--branch", "feature/x"]);
+    assert_eq!(feature.status.code(), Some(0), "{}", text(&feature.stderr));
+    let main = xtask(dir.path(), &["gate", "--branch", "main"]);
+    assert_eq!(main.status.code(), Some(1));
+    assert!(
+        text(&main.stderr)
+            .starts_with("error: gate: blocked: branch `main` (rule `main`) accepts green; the scorecard is yellow"),
+        "{}",
+        text(&main.stderr)
+    );
+    std::fs::write(dir.path().join("gate.toml"), "[[branch]]\npattern = \"*\"\naccept = \"purple\"\n").unwrap();
+    let misconfigured = xtask(dir.path(), &["gate", "--branch", "main"]);
+    assert_eq!(misconfigured.status.code(), Some(2));
+    assert!(text(&misconfigured.stderr).contains("gate.toml: invalid policy"), "{}", text(&misconfigured.stderr));
 }

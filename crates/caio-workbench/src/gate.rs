@@ -86,10 +86,10 @@ pub fn branch(ws: &Workspace, flag: Option<&str>) -> Result<String> {
         return Ok(branch.to_string());
     }
     for variable in CI_BRANCH_VARIABLES {
-        if let Ok(value) = std::env::var(variable) {
-            if !value.trim().is_empty() {
-                return Ok(value.trim().to_string());
-            }
+        if let Ok(value) = std::env::var(variable)
+            && !value.trim().is_empty()
+        {
+            return Ok(value.trim().to_string());
         }
     }
     let output =

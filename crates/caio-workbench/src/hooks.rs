@@ -47,13 +47,14 @@ pub fn install(ws: &Workspace, force: bool) -> Result<Report> {
     let mut foreign = Vec::new();
     for (name, _) in hooks() {
         let path = dir.join(name);
-        if let Ok(existing) = std::fs::read_to_string(&path) {
-            if !existing.contains(MARK) && !force {
-                foreign.push(Error::File {
+        if let Ok(existing) = std::fs::read_to_string(&path)
+            && !existing.contains(MARK)
+            && !force
+        {
+            foreign.push(Error::File {
                     path: ws.rel(&path),
                     message: "is a hook caio did not write; merge `cargo xtask ...` into it yourself, or run `cargo xtask hooks install --force` to keep it as a .orig file and install caio's".into(),
                 });
-            }
         }
     }
     Error::from_list(foreign)?;

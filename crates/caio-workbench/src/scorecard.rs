@@ -424,19 +424,19 @@ pub fn diff(old: &Scorecard, new: &Scorecard) -> Vec<String> {
                 if old_inv.status != new_inv.status {
                     changes.push(format!("{id}: {} -> {}", old_inv.status.word(), new_inv.status.word()));
                 }
-                for check in &new_inv.checks {
-                    let before = old_inv.checks.iter().find(|c| c.metric == check.metric);
-                    if let Some(before) = before {
-                        if before.value != check.value || before.threshold != check.threshold {
-                            changes.push(format!(
-                                "{id} {}: {} -> {} (threshold {} {})",
-                                check.metric,
-                                before.value_text(),
-                                check.value_text(),
-                                check.op,
-                                check.threshold
-                            ));
-                        }
+                // Checks are compared in order: an invariant may check one metric twice.
+                for (before, check) in old_inv.checks.iter().zip(&new_inv.checks) {
+                    if before.metric == check.metric
+                        && (before.value != check.value || before.threshold != check.threshold)
+                    {
+                        changes.push(format!(
+                            "{id} {}: {} -> {} (threshold {} {})",
+                            check.metric,
+                            before.value_text(),
+                            check.value_text(),
+                            check.op,
+                            check.threshold
+                        ));
                     }
                 }
             }
@@ -446,10 +446,10 @@ pub fn diff(old: &Scorecard, new: &Scorecard) -> Vec<String> {
         changes.push(format!("{id}: removed"));
     }
     for gate in &new.gates {
-        if let Some(before) = old.gates.iter().find(|g| g.name == gate.name) {
-            if before.passed != gate.passed {
-                changes.push(format!("gate {}: {} -> {}", gate.name, pass_word(before.passed), pass_word(gate.passed)));
-            }
+        if let Some(before) = old.gates.iter().find(|g| g.name == gate.name)
+            && before.passed != gate.passed
+        {
+            changes.push(format!("gate {}: {} -> {}", gate.name, pass_word(before.passed), pass_word(gate.passed)));
         }
     }
     changes

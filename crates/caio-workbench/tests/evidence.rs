@@ -1,0 +1,152 @@
+//! Verification, scorecard and gate on the fixture workspace
+//! `tests/fixtures/evidence`: a verification notebook that writes two
+//! artifacts with the digest the runner hands over. Each way the evidence
+//! can go wrong must show in the scorecard and the gate.
+
+mod support;
+
+use caio_workbench::gate::{self, Policy};
+use caio_workbench::scorecard::{self, Decision, Status};
+use caio_workbench::{Workspace, runner, verify};
+use support::{read, workspace, write};
+
+/// A fixture workspace whose notebook has run through `verify`.
+fn verified() -> (tempfile::TempDir, Workspace) {
+    let (dir, ws) = workspace("evidence");
+    let options = verify::Options {
+        runner: runner::Options {
+            runner_dir: Some(dir.path().join("runner")),
+            quiet: true,
+            ..runner::Options::default()
+        },
+        ..verify::Options::default()
+    };
+    let report = verify::run(&ws, &options).unwrap_or_else(|e| panic!("verify failed: {e}"));
+    assert_eq!(report.ran, ["notebooks/verify/demo.ipynb"]);
+    (dir, ws)
+}
+
+fn status(card: &scorecard::Scorecard, id: &str) -> Status {
+    card.invariants.iter().find(|i| i.id == id).unwrap().status
+}
+
+fn gate_passes(card: &scorecard::Scorecard, branch: &str) -> bool {
+    gate::judge(&Policy::default(), branch, card).unwrap().passed
+}
+
+#[test]
+fn verified_evidence_is_green_and_passes_main() {
+    let (dir, ws) = verified();
+    let card = scorecard::compute(&ws).unwrap();
+    assert_eq!(card.decision, Decision::Green, "{:?}", card.reasons);
+    assert!(gate_passes(&card, "main"));
+    // Nothing changed: verify is incremental.
+    let options = verify::Options {
+        runner: runner::Options {
+            runner_dir: Some(dir.path().join("runner")),
+            quiet: true,
+            ..runner::Options::default()
+        },
+        ..verify::Options::default()
+    };
+    let again = verify::run(&ws, &options).unwrap();
+    assert!(again.ran.is_empty());
+    assert_eq!(again.fresh, ["notebooks/verify/demo.ipynb"]);
+    // The scorecard is deterministic and its reports render.
+    assert_eq!(scorecard::to_json(&scorecard::compute(&ws).unwrap()), scorecard::to_json(&card));
+    assert!(scorecard::to_markdown(&card).contains("| INV-DEMO-0001 Sums are right | critical | pass |"));
+    assert!(scorecard::to_html(&card).contains("<span class=\"decision green\">green</span>"));
+}
+
+#[test]
+fn an_artifact_with_nan_is_invalid_and_red() {
+    let (_dir, ws) = verified();
+    let path = "artifacts/INV-DEMO-0001.json";
+    write(&ws, path, &read(&ws, path).replace("\"failures\": 0}", "\"failures\": NaN}"));
+    let card = scorecard::compute(&ws).unwrap();
+    assert_eq!(status(&card, "INV-DEMO-0001"), Status::Invalid);
+    assert_eq!(card.decision, Decision::Red);
+    assert!(!gate_passes(&card, "feature/x"), "red blocks every branch");
+}
+
+#[test]
+fn an_edited_notebook_makes_its_artifacts_stale_which_blocks_main_and_passes_development() {
+    let (_dir, ws) = verified();
+    let notebook = "notebooks/verify/demo.ipynb";
+    write(&ws, notebook, &read(&ws, notebook).replace("let cases = 2500u64;", "let cases = 2600u64;"));
+    let card = scorecard::compute(&ws).unwrap();
+    assert_eq!(status(&card, "INV-DEMO-0001"), Status::Stale);
+    assert_eq!(card.decision, Decision::Yellow);
+    assert!(!gate_passes(&card, "main"));
+    assert!(gate_passes(&card, "development"));
+    let check =
+        verify::run(&ws, &verify::Options { check: true, ..verify::Options::default() }).unwrap_err().to_string();
+    assert!(
+        check.starts_with(
+            "artifacts/INV-DEMO-0001.json: stale (its inputs changed since it was computed); run `cargo xtask verify`"
+        ),
+        "{check}"
+    );
+}
+
+#[test]
+fn a_failing_critical_check_is_red() {
+    let (_dir, ws) = verified();
+    let path = "artifacts/INV-DEMO-0001.json";
+    write(&ws, path, &read(&ws, path).replace("\"failures\": 0}", "\"failures\": 3}"));
+    let card = scorecard::compute(&ws).unwrap();
+    assert_eq!(status(&card, "INV-DEMO-0001"), Status::Fail);
+    assert_eq!(card.decision, Decision::Red);
+    assert!(
+        card.reasons.iter().any(|r| r == "red: INV-DEMO-0001 fail: failures == 0 (measured 3)"),
+        "{:?}",
+        card.reasons
+    );
+}
+
+#[test]
+fn a_failing_advisory_check_is_yellow_blocking_main_and_passing_development() {
+    let (_dir, ws) = verified();
+    let path = "artifacts/INV-DEMO-0002.json";
+    write(&ws, path, &read(&ws, path).replace("\"cases\": 2500, \"failures\"", "\"cases\": 1500, \"failures\""));
+    let card = scorecard::compute(&ws).unwrap();
+    assert_eq!(status(&card, "INV-DEMO-0002"), Status::Fail);
+    assert_eq!(card.decision, Decision::Yellow, "{:?}", card.reasons);
+    assert!(!gate_passes(&card, "main"));
+    assert!(gate_passes(&card, "development"));
+}
+
+#[test]
+fn a_missing_artifact_blocks_main() {
+    let (_dir, ws) = verified();
+    std::fs::remove_file(ws.path("artifacts/INV-DEMO-0002.json")).unwrap();
+    let card = scorecard::compute(&ws).unwrap();
+    assert_eq!(status(&card, "INV-DEMO-0002"), Status::Missing);
+    assert!(!gate_passes(&card, "main"));
+    assert!(!card.gates.iter().find(|g| g.name == "artifacts").unwrap().passed);
+}
+
+#[test]
+fn scorecard_diff_names_what_changed() {
+    let (_dir, ws) = verified();
+    let before = scorecard::compute(&ws).unwrap();
+    let path = "artifacts/INV-DEMO-0001.json";
+    write(&ws, path, &read(&ws, path).replace("\"failures\": 0}", "\"failures\": 3}"));
+    let after = scorecard::compute(&ws).unwrap();
+    assert_eq!(
+        scorecard::diff(&before, &after),
+        ["decision: green -> red", "INV-DEMO-0001: pass -> fail", "INV-DEMO-0001 failures: 0 -> 3 (threshold == 0)"]
+    );
+}
+
+#[test]
+fn invalid_invariant_files_name_the_field() {
+    let (_dir, ws) = workspace("evidence");
+    let path = "invariants/INV-DEMO-0002.yaml";
+    write(&ws, path, &read(&ws, path).replace("op: \">=\", threshold: 1000", "op: \"=>\", threshold: 1000"));
+    let error = scorecard::compute(&ws).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "invariants/INV-DEMO-0002.yaml: checks[0].op: unknown variant `=>`, expected one of `<=`, `<`, `>=`, `>`, `==`"
+    );
+}

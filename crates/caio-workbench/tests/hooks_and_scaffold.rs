@@ -1,0 +1,74 @@
+//! Git hooks in a real repository, and the invariant scaffold.
+
+mod support;
+
+use std::process::Command;
+
+use caio_workbench::{Workspace, hooks, scaffold, verify};
+use support::{read, workspace};
+
+fn git_repo() -> (tempfile::TempDir, Workspace) {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("git").args(["init", "-q"]).current_dir(dir.path()).status().unwrap();
+    assert!(status.success());
+    let ws = Workspace::new(dir.path());
+    (dir, ws)
+}
+
+#[test]
+fn hooks_install_twice_harmlessly_and_uninstall_only_their_own() {
+    let (dir, ws) = git_repo();
+    let hooks_dir = dir.path().join(".git/hooks");
+    let installed = hooks::install(&ws, false).unwrap();
+    assert_eq!(installed, [("pre-commit".to_string(), "installed"), ("pre-push".to_string(), "installed")]);
+    let script = std::fs::read_to_string(hooks_dir.join("pre-commit")).unwrap();
+    assert!(script.ends_with("exec cargo xtask check\n"), "{script}");
+    assert!(std::fs::read_to_string(hooks_dir.join("pre-push")).unwrap().ends_with("exec cargo xtask validate\n"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(hooks_dir.join("pre-commit")).unwrap().permissions().mode() & 0o111, 0o111);
+    }
+    let again = hooks::install(&ws, false).unwrap();
+    assert!(again.iter().all(|(_, what)| *what == "already installed"));
+    let removed = hooks::uninstall(&ws).unwrap();
+    assert!(removed.iter().all(|(_, what)| *what == "removed"));
+    assert!(!hooks_dir.join("pre-commit").exists());
+}
+
+#[test]
+fn a_foreign_hook_is_never_overwritten_silently() {
+    let (dir, ws) = git_repo();
+    let hook = dir.path().join(".git/hooks/pre-commit");
+    std::fs::write(&hook, "#!/bin/sh\necho mine\n").unwrap();
+    let error = hooks::install(&ws, false).unwrap_err().to_string();
+    assert!(error.starts_with(".git/hooks/pre-commit: is a hook caio did not write;"), "{error}");
+    assert_eq!(std::fs::read_to_string(&hook).unwrap(), "#!/bin/sh\necho mine\n");
+    assert!(!dir.path().join(".git/hooks/pre-push").exists(), "nothing is installed when one hook is foreign");
+    hooks::install(&ws, true).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".git/hooks/pre-commit.orig")).unwrap(),
+        "#!/bin/sh\necho mine\n"
+    );
+    assert_eq!(hooks::uninstall(&ws).unwrap()[0].1, "removed");
+    std::fs::write(&hook, "#!/bin/sh\necho mine\n").unwrap();
+    assert_eq!(hooks::uninstall(&ws).unwrap()[0].1, "left alone (not caio's)");
+}
+
+#[test]
+fn new_invariant_scaffolds_a_valid_file_and_a_notebook_that_cannot_pass() {
+    let (_dir, ws) = workspace("evidence");
+    let (invariant, notebook) = scaffold::new_invariant(&ws, "INV-DEMO-0003", "Something new").unwrap();
+    assert_eq!(
+        (invariant.as_str(), notebook.as_str()),
+        ("invariants/INV-DEMO-0003.yaml", "notebooks/verify/inv_demo_0003.ipynb")
+    );
+    let loaded = verify::load_invariants(&ws).unwrap();
+    assert!(loaded.iter().any(|i| i.invariant.id == "INV-DEMO-0003" && i.invariant.notebook == notebook));
+    let text = read(&ws, &notebook);
+    assert!(text.contains("the property of INV-DEMO-0003 is not written yet"), "the scaffold fails every case");
+    caio_notebook::Notebook::parse(&text).unwrap().check_rust_kernel().unwrap();
+    let again = scaffold::new_invariant(&ws, "INV-DEMO-0003", "Again").unwrap_err().to_string();
+    assert_eq!(again, "invariants/INV-DEMO-0003.yaml: already exists; pick another id or edit it");
+    assert!(scaffold::new_invariant(&ws, "inv-1", "x").is_err());
+}
