@@ -30,6 +30,13 @@ fn status(card: &scorecard::Scorecard, id: &str) -> Status {
     card.invariants.iter().find(|i| i.id == id).unwrap().status
 }
 
+/// Replaces text in a file of the workspace, as a hand edit would.
+fn edit(ws: &Workspace, path: &str, from: &str, to: &str) {
+    let text = read(ws, path);
+    assert!(text.contains(from), "{path} does not contain {from:?}");
+    write(ws, path, &text.replace(from, to));
+}
+
 fn gate_passes(card: &scorecard::Scorecard, branch: &str) -> bool {
     gate::judge(&Policy::default(), branch, card).unwrap().passed
 }
@@ -61,8 +68,7 @@ fn verified_evidence_is_green_and_passes_main() {
 #[test]
 fn an_artifact_with_nan_is_invalid_and_red() {
     let (_dir, ws) = verified();
-    let path = "artifacts/INV-DEMO-0001.json";
-    write(&ws, path, &read(&ws, path).replace("\"failures\": 0}", "\"failures\": NaN}"));
+    edit(&ws, "artifacts/INV-DEMO-0001.json", "\"failures\": 0}", "\"failures\": NaN}");
     let card = scorecard::compute(&ws).unwrap();
     assert_eq!(status(&card, "INV-DEMO-0001"), Status::Invalid);
     assert_eq!(card.decision, Decision::Red);
@@ -72,8 +78,7 @@ fn an_artifact_with_nan_is_invalid_and_red() {
 #[test]
 fn an_edited_notebook_makes_its_artifacts_stale_which_blocks_main_and_passes_development() {
     let (_dir, ws) = verified();
-    let notebook = "notebooks/verify/demo.ipynb";
-    write(&ws, notebook, &read(&ws, notebook).replace("let cases = 2500u64;", "let cases = 2600u64;"));
+    edit(&ws, "notebooks/verify/demo.ipynb", "let cases = 2500u64;", "let cases = 2600u64;");
     let card = scorecard::compute(&ws).unwrap();
     assert_eq!(status(&card, "INV-DEMO-0001"), Status::Stale);
     assert_eq!(card.decision, Decision::Yellow);
@@ -92,8 +97,7 @@ fn an_edited_notebook_makes_its_artifacts_stale_which_blocks_main_and_passes_dev
 #[test]
 fn a_failing_critical_check_is_red() {
     let (_dir, ws) = verified();
-    let path = "artifacts/INV-DEMO-0001.json";
-    write(&ws, path, &read(&ws, path).replace("\"failures\": 0}", "\"failures\": 3}"));
+    edit(&ws, "artifacts/INV-DEMO-0001.json", "\"failures\": 0}", "\"failures\": 3}");
     let card = scorecard::compute(&ws).unwrap();
     assert_eq!(status(&card, "INV-DEMO-0001"), Status::Fail);
     assert_eq!(card.decision, Decision::Red);
@@ -107,8 +111,7 @@ fn a_failing_critical_check_is_red() {
 #[test]
 fn a_failing_advisory_check_is_yellow_blocking_main_and_passing_development() {
     let (_dir, ws) = verified();
-    let path = "artifacts/INV-DEMO-0002.json";
-    write(&ws, path, &read(&ws, path).replace("\"cases\": 2500, \"failures\"", "\"cases\": 1500, \"failures\""));
+    edit(&ws, "artifacts/INV-DEMO-0002.json", "\"cases\": 2500, \"failures\"", "\"cases\": 1500, \"failures\"");
     let card = scorecard::compute(&ws).unwrap();
     assert_eq!(status(&card, "INV-DEMO-0002"), Status::Fail);
     assert_eq!(card.decision, Decision::Yellow, "{:?}", card.reasons);
@@ -130,8 +133,7 @@ fn a_missing_artifact_blocks_main() {
 fn scorecard_diff_names_what_changed() {
     let (_dir, ws) = verified();
     let before = scorecard::compute(&ws).unwrap();
-    let path = "artifacts/INV-DEMO-0001.json";
-    write(&ws, path, &read(&ws, path).replace("\"failures\": 0}", "\"failures\": 3}"));
+    edit(&ws, "artifacts/INV-DEMO-0001.json", "\"failures\": 0}", "\"failures\": 3}");
     let after = scorecard::compute(&ws).unwrap();
     assert_eq!(
         scorecard::diff(&before, &after),
@@ -142,8 +144,7 @@ fn scorecard_diff_names_what_changed() {
 #[test]
 fn invalid_invariant_files_name_the_field() {
     let (_dir, ws) = workspace("evidence");
-    let path = "invariants/INV-DEMO-0002.yaml";
-    write(&ws, path, &read(&ws, path).replace("op: \">=\", threshold: 1000", "op: \"=>\", threshold: 1000"));
+    edit(&ws, "invariants/INV-DEMO-0002.yaml", "op: \">=\", threshold: 1000", "op: \"=>\", threshold: 1000");
     let error = scorecard::compute(&ws).unwrap_err().to_string();
     assert_eq!(
         error,
