@@ -239,7 +239,13 @@ fn execute(cli: &Cli) -> Result<()> {
             // Verification notebooks get their digest, so the artifacts they write stay fresh.
             let invariants = verify::load_invariants(&ws)?;
             for file in &files {
-                if let Some(env) = verify::environment(&ws, &invariants, &file.rel)? {
+                if let Some(mut env) = verify::environment(&ws, &invariants, &file.rel)? {
+                    if run.check {
+                        // --check writes nothing: artifacts go to a scratch directory.
+                        let scratch = ws.path("target/caio-runner/check-artifacts");
+                        env.retain(|(key, _)| key != verify::ARTIFACTS_DIR_ENV);
+                        env.push((verify::ARTIFACTS_DIR_ENV.to_string(), scratch.to_string_lossy().into_owned()));
+                    }
                     options.env.insert(file.rel.clone(), env);
                 }
             }

@@ -23,6 +23,9 @@ use crate::fsutil;
 use crate::runner;
 use crate::workspace::{NotebookFile, Workspace};
 
+/// The environment variable with the directory artifacts are written to.
+pub const ARTIFACTS_DIR_ENV: &str = DIR_ENV;
+
 /// An invariant and the file it was read from.
 #[derive(Debug, Clone)]
 pub struct LoadedInvariant {
