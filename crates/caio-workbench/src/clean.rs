@@ -79,9 +79,9 @@ pub struct Options {
     pub check: bool,
 }
 
-/// Cleans `notebooks` (all notebooks of the workspace if empty). Returns
-/// the notebooks that changed (or, with `check`, would change).
-pub fn run(ws: &Workspace, notebooks: &[NotebookFile], options: Options) -> Result<Vec<String>> {
+/// The notebooks (all of the workspace if `notebooks` is empty) that
+/// cleaning would change, each with its cleaned text.
+fn cleaned(ws: &Workspace, notebooks: &[NotebookFile]) -> Result<Vec<(NotebookFile, String)>> {
     let all;
     let notebooks = if notebooks.is_empty() {
         all = ws.notebooks()?;
@@ -103,10 +103,22 @@ pub fn run(ws: &Workspace, notebooks: &[NotebookFile], options: Options) -> Resu
         clean(&mut notebook);
         let json = notebook.to_json();
         if json != text {
-            cleaned.push((file, json));
+            cleaned.push((file.clone(), json));
         }
     }
     Error::from_list(errors)?;
+    Ok(cleaned)
+}
+
+/// Root-relative paths of the notebooks that are not clean.
+pub fn unclean(ws: &Workspace) -> Result<Vec<String>> {
+    Ok(cleaned(ws, &[])?.into_iter().map(|(file, _)| file.rel).collect())
+}
+
+/// Cleans `notebooks` (all notebooks of the workspace if empty). Returns
+/// the notebooks that changed (or, with `check`, would change).
+pub fn run(ws: &Workspace, notebooks: &[NotebookFile], options: Options) -> Result<Vec<String>> {
+    let cleaned = cleaned(ws, notebooks)?;
     if options.check {
         let errors = cleaned
             .iter()
@@ -122,7 +134,7 @@ pub fn run(ws: &Workspace, notebooks: &[NotebookFile], options: Options) -> Resu
             fsutil::write_atomic(&file.path, json.as_bytes())?;
         }
     }
-    Ok(cleaned.into_iter().map(|(file, _)| file.rel.clone()).collect())
+    Ok(cleaned.into_iter().map(|(file, _)| file.rel).collect())
 }
 
 #[cfg(test)]

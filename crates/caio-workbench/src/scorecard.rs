@@ -297,12 +297,8 @@ fn gate_extraction(ws: &Workspace, reasons: &mut Vec<(Decision, String)>) -> Res
 }
 
 fn gate_clean(ws: &Workspace, reasons: &mut Vec<(Decision, String)>) -> Result<GateResult> {
-    let unclean = match clean::run(ws, &[], clean::Options { check: true }) {
-        Ok(_) => Vec::new(),
-        Err(Error::Many(errors)) => errors.iter().map(|e| e.to_string()).collect(),
-        Err(Error::File { path, message }) => vec![format!("{path}: {message}")],
-        Err(other) => return Err(other),
-    };
+    let unclean: Vec<String> =
+        clean::unclean(ws)?.into_iter().map(|rel| format!("{rel}: not clean; run `cargo xtask clean`")).collect();
     for problem in &unclean {
         reasons.push((Decision::Yellow, format!("clean notebooks: {problem}")));
     }

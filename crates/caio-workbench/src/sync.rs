@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use caio_notebook::{Cell, CellRef, MultilineText, Notebook};
+use caio_notebook::{Cell, CellRef, MultilineText};
 
 use crate::error::{Error, Result};
 use crate::extract::header::{self, Marker, RegionKind};
@@ -21,7 +21,7 @@ use crate::extract::source::{CellKind, ExportCell, ModuleSource};
 use crate::extract::{self, Plan};
 use crate::fsutil;
 use crate::rustsrc;
-use crate::workspace::Workspace;
+use crate::workspace::{NotebookFile, Workspace};
 
 /// What sync did.
 #[derive(Debug, Clone, Default)]
@@ -121,7 +121,7 @@ pub fn run(ws: &Workspace) -> Result<Report> {
     // Everything carried back must still extract before anything is written.
     let mut notebooks = Vec::new();
     for (rel, edits) in &updates {
-        let mut notebook = Notebook::load(&ws.path(rel))?;
+        let mut notebook = NotebookFile::at(ws, rel).load()?;
         for (index, source) in edits {
             if let Cell::Code(code) = &mut notebook.cells[*index] {
                 code.source = MultilineText::from_text(source);

@@ -115,7 +115,7 @@ pub fn artifact_status(ws: &Workspace, id: &str, digest: &str) -> ArtifactStatus
 /// The inputs digest of a verification notebook.
 pub fn inputs_digest(ws: &Workspace, notebook_rel: &str, invariants: &[&LoadedInvariant]) -> Result<String> {
     let path = ws.path(notebook_rel);
-    let notebook = Notebook::load(&path)?;
+    let notebook = NotebookFile::at(ws, notebook_rel).load()?;
     let mut hasher = Sha256::new();
     let mut section = |label: &str, bytes: &[u8]| {
         hasher.update(format!("\n--- {label} {}\n", bytes.len()).as_bytes());
@@ -232,12 +232,15 @@ pub fn environment(
     if verified.is_empty() {
         return Ok(None);
     }
-    let digest = inputs_digest(ws, notebook, &verified)?;
-    Ok(Some(vec![
+    Ok(Some(environment_for(ws, notebook, inputs_digest(ws, notebook, &verified)?)))
+}
+
+fn environment_for(ws: &Workspace, notebook: &str, digest: String) -> Vec<(String, String)> {
+    vec![
         (DIGEST_ENV.to_string(), digest),
         (DIR_ENV.to_string(), ws.path("artifacts").to_string_lossy().into_owned()),
         (NOTEBOOK_ENV.to_string(), notebook.to_string()),
-    ]))
+    ]
 }
 
 /// Options of `cargo xtask verify`.
@@ -301,9 +304,7 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
     }
     let mut runner_options = options.runner.clone();
     for notebook in &to_run {
-        if let Some(env) = environment(ws, &invariants, notebook)? {
-            runner_options.env.insert(notebook.clone(), env);
-        }
+        runner_options.env.insert(notebook.clone(), environment_for(ws, notebook, digests[notebook].clone()));
     }
     let files: Vec<NotebookFile> =
         to_run.iter().map(|rel| NotebookFile { rel: rel.clone(), path: ws.path(rel) }).collect();

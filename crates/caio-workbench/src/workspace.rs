@@ -25,21 +25,23 @@ pub struct NotebookFile {
 }
 
 impl NotebookFile {
-    /// Loads and parses the notebook.
+    /// A notebook by its root-relative path.
+    pub fn at(ws: &Workspace, rel: &str) -> NotebookFile {
+        NotebookFile { rel: rel.to_owned(), path: ws.path(rel) }
+    }
+
+    /// Loads and parses the notebook; errors name the root-relative path.
     pub fn load(&self) -> Result<Notebook> {
-        Notebook::load(&self.path).map_err(|e| rename_path(e, &self.path, &self.rel))
+        Notebook::load(&self.path).map_err(|e| rename_path(e, &self.rel))
     }
 }
 
 /// Errors from caio-notebook name the absolute path; show the relative one.
-fn rename_path(error: caio_notebook::NotebookError, path: &Path, rel: &str) -> Error {
+fn rename_path(error: caio_notebook::NotebookError, rel: &str) -> Error {
     use caio_notebook::NotebookError::*;
     match error {
         Read { source, .. } => Error::io(rel, "read the notebook", source),
-        Invalid { problem, .. } => {
-            let _ = path;
-            Error::File { path: rel.to_owned(), message: problem.to_string() }
-        }
+        Invalid { problem, .. } => Error::File { path: rel.to_owned(), message: problem.to_string() },
     }
 }
 

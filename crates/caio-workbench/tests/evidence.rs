@@ -10,18 +10,16 @@ use caio_workbench::scorecard::{self, Decision, Status};
 use caio_workbench::{Workspace, runner, verify};
 use support::{read, workspace, write};
 
+fn verify_options(dir: &tempfile::TempDir) -> verify::Options {
+    let runner =
+        runner::Options { runner_dir: Some(dir.path().join("runner")), quiet: true, ..runner::Options::default() };
+    verify::Options { runner, ..verify::Options::default() }
+}
+
 /// A fixture workspace whose notebook has run through `verify`.
 fn verified() -> (tempfile::TempDir, Workspace) {
     let (dir, ws) = workspace("evidence");
-    let options = verify::Options {
-        runner: runner::Options {
-            runner_dir: Some(dir.path().join("runner")),
-            quiet: true,
-            ..runner::Options::default()
-        },
-        ..verify::Options::default()
-    };
-    let report = verify::run(&ws, &options).unwrap_or_else(|e| panic!("verify failed: {e}"));
+    let report = verify::run(&ws, &verify_options(&dir)).unwrap_or_else(|e| panic!("verify failed: {e}"));
     assert_eq!(report.ran, ["notebooks/verify/demo.ipynb"]);
     (dir, ws)
 }
@@ -48,15 +46,7 @@ fn verified_evidence_is_green_and_passes_main() {
     assert_eq!(card.decision, Decision::Green, "{:?}", card.reasons);
     assert!(gate_passes(&card, "main"));
     // Nothing changed: verify is incremental.
-    let options = verify::Options {
-        runner: runner::Options {
-            runner_dir: Some(dir.path().join("runner")),
-            quiet: true,
-            ..runner::Options::default()
-        },
-        ..verify::Options::default()
-    };
-    let again = verify::run(&ws, &options).unwrap();
+    let again = verify::run(&ws, &verify_options(&dir)).unwrap();
     assert!(again.ran.is_empty());
     assert_eq!(again.fresh, ["notebooks/verify/demo.ipynb"]);
     // The scorecard is deterministic and its reports render.
@@ -150,4 +140,20 @@ fn invalid_invariant_files_name_the_field() {
         error,
         "invariants/INV-DEMO-0002.yaml: checks[0].op: unknown variant `=>`, expected one of `<=`, `<`, `>=`, `>`, `==`"
     );
+}
+
+#[test]
+fn an_unclean_notebook_is_yellow() {
+    let (_dir, ws) = verified();
+    edit(&ws, "notebooks/verify/demo.ipynb", "\"metadata\": {},", "\"metadata\": {\"scrolled\": true},");
+    let card = scorecard::compute(&ws).unwrap();
+    assert!(!card.gates.iter().find(|g| g.name == "clean notebooks").unwrap().passed);
+    assert!(
+        card.reasons.contains(
+            &"yellow: clean notebooks: notebooks/verify/demo.ipynb: not clean; run `cargo xtask clean`".to_string()
+        ),
+        "{:?}",
+        card.reasons
+    );
+    assert!(!gate_passes(&card, "main"));
 }
