@@ -104,7 +104,9 @@ pub struct Invariant {
     pub lemma: Lemma,
     /// How bad a failure is.
     pub severity: Severity,
-    /// The notebook that verifies it, relative to the workspace root.
+    /// What produces its artifact, relative to the workspace root: a
+    /// verification notebook under `notebooks/verify/`, or `tests/mutants`
+    /// for the mutation score that `cargo xtask mutants` measures.
     pub notebook: String,
     /// What its artifact must show.
     pub checks: Vec<Check>,
@@ -149,8 +151,12 @@ impl Invariant {
         if !is_valid_id(&self.id) {
             return at("id".into(), format!("`{}` is not an invariant id such as INV-CAIO-0001", self.id));
         }
-        if !self.notebook.starts_with("notebooks/verify/") || !self.notebook.ends_with(".ipynb") {
-            return at("notebook".into(), format!("`{}` must be a notebook under notebooks/verify/", self.notebook));
+        let is_notebook = self.notebook.starts_with("notebooks/verify/") && self.notebook.ends_with(".ipynb");
+        if !is_notebook && self.notebook != "tests/mutants" {
+            return at(
+                "notebook".into(),
+                format!("`{}` must be a notebook under notebooks/verify/ (or tests/mutants for the mutation score)", self.notebook),
+            );
         }
         if self.checks.is_empty() {
             return at("checks".into(), "an invariant needs at least one check".into());

@@ -18,6 +18,7 @@ pub mod extract;
 pub mod fsutil;
 pub mod gate;
 pub mod hooks;
+pub mod mutants;
 pub mod progress;
 pub mod runner;
 pub mod rustsrc;

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::verify::{self, ArtifactStatus};
 use crate::workspace::Workspace;
-use crate::{clean, extract, fsutil};
+use crate::{clean, extract, fsutil, mutants};
 
 /// The overall verdict, ordered from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -183,6 +183,9 @@ pub fn compute(ws: &Workspace) -> Result<Scorecard> {
     for (notebook, verified) in verify::notebooks(&invariants) {
         digests.insert(notebook.clone(), verify::inputs_digest(ws, &notebook, &verified)?);
     }
+    if invariants.iter().any(|i| i.invariant.notebook == mutants::MUTANTS_DIR) {
+        digests.insert(mutants::MUTANTS_DIR.to_string(), mutants::inputs_digest(ws, &invariants)?);
+    }
     let mut results = Vec::new();
     for loaded in &invariants {
         let invariant = &loaded.invariant;
@@ -209,12 +212,20 @@ pub fn compute(ws: &Workspace) -> Result<Scorecard> {
         let (status, detail) = match &status {
             ArtifactStatus::Missing => (
                 Status::Missing,
-                Some(format!("no {}; run `cargo xtask verify`", verify::artifact_path(&invariant.id))),
+                Some(format!(
+                    "no {}; run `cargo xtask {}`",
+                    verify::artifact_path(&invariant.id),
+                    if invariant.notebook == mutants::MUTANTS_DIR { "mutants" } else { "verify" }
+                )),
             ),
             ArtifactStatus::Invalid(why) => (Status::Invalid, Some(why.clone())),
-            ArtifactStatus::Stale(_) => {
-                (Status::Stale, Some("computed from other inputs; run `cargo xtask verify`".to_string()))
-            }
+            ArtifactStatus::Stale(_) => (
+                Status::Stale,
+                Some(format!(
+                    "computed from other inputs; run `cargo xtask {}`",
+                    if invariant.notebook == mutants::MUTANTS_DIR { "mutants" } else { "verify" }
+                )),
+            ),
             ArtifactStatus::Fresh(_) if checks.iter().all(|c| c.passed) => (Status::Pass, None),
             ArtifactStatus::Fresh(_) => {
                 let failed: Vec<String> = checks

@@ -56,6 +56,12 @@ pub fn load_invariants(ws: &Workspace) -> Result<Vec<LoadedInvariant>> {
                         path: rel,
                         message: format!("the file of `{}` must be invariants/{}.yaml", invariant.id, invariant.id),
                     });
+                } else if invariant.notebook == crate::mutants::MUTANTS_DIR {
+                    if ws.path(&invariant.notebook).is_dir() {
+                        found.push(LoadedInvariant { path: rel, invariant });
+                    } else {
+                        errors.push(Error::File { path: rel, message: format!("`{}` does not exist; mutants live there", invariant.notebook) });
+                    }
                 } else if !ws.path(&invariant.notebook).is_file() {
                     errors.push(Error::File {
                         path: rel,
@@ -215,7 +221,8 @@ fn workspace_dependency_paths(ws: &Workspace) -> Result<BTreeMap<String, String>
 /// The verification notebooks and the invariants each verifies.
 pub fn notebooks(invariants: &[LoadedInvariant]) -> BTreeMap<String, Vec<&LoadedInvariant>> {
     let mut by_notebook: BTreeMap<String, Vec<&LoadedInvariant>> = BTreeMap::new();
-    for invariant in invariants {
+    // The mutation score is measured by `cargo xtask mutants`, not by a notebook.
+    for invariant in invariants.iter().filter(|i| i.invariant.notebook != crate::mutants::MUTANTS_DIR) {
         by_notebook.entry(invariant.invariant.notebook.clone()).or_default().push(invariant);
     }
     by_notebook

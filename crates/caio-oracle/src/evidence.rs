@@ -1,0 +1,57 @@
+//! Re-checks the facts recorded in a proof, naively and from the raw values.
+//!
+//! `proof::verify` in the calculus asks whether a proof's evidence reproduces
+//! its recorded verdict. That is not enough for a selected service: a proof
+//! whose verdict is `false` verifies too. The reference asks the question
+//! that matters: do the recorded facts establish the property? It is written
+//! from the specification, kind by kind, and shares no code with `proof`.
+
+use caio_calculus::contract::{Locality, PermissionMode};
+use caio_calculus::proof::Evidence;
+use caio_calculus::request::CapabilitiesMode;
+
+use crate::reference::{bound_meets, rule_holds};
+
+/// Whether the facts of `evidence` establish the property it is about.
+pub fn establishes(evidence: &Evidence) -> bool {
+    match evidence {
+        Evidence::Capabilities { mode, required, offered } => {
+            let present = required.iter().filter(|c| offered.contains(*c)).count();
+            match mode {
+                CapabilitiesMode::Any => present >= 1,
+                CapabilitiesMode::All => present == required.len(),
+            }
+        }
+        Evidence::Bound { offered, required, .. } => offered.as_ref().is_some_and(|o| bound_meets(o, required)),
+        Evidence::Latency { offered_max, limit } => matches!(offered_max, Some(m) if m <= limit),
+        Evidence::Locality { locality, allowed } => allowed.contains(locality),
+        Evidence::Constraint { value, limit, .. } => value <= limit,
+        Evidence::Rules { rules, request, service } => rules.iter().all(|(_, when, require)| rule_holds(when, require, request, service)),
+        Evidence::Authenticated { issuer, expected_issuer, audience, expected_audience, expires_at, now, signature_valid, .. } => {
+            *signature_valid && issuer == expected_issuer && audience.iter().any(|a| a == expected_audience) && now < expires_at
+        }
+        Evidence::Authorized { mode, required, held } => match mode {
+            PermissionMode::All => required.iter().all(|p| held.contains(p)),
+            PermissionMode::Any => required.is_empty() || required.iter().any(|p| held.contains(p)),
+        },
+        Evidence::Privacy { sensitive, locality, encryption } => {
+            !sensitive || *encryption || matches!(locality, Locality::OnDevice | Locality::Local)
+        }
+        Evidence::Trust { level, min } => level >= min,
+        Evidence::Tenant { tenant, allowed } => allowed.as_ref().is_none_or(|a| a.contains(tenant)),
+        Evidence::Rank { selected, scores } => {
+            // The selected service's score is the highest; among equal
+            // scores its key is the smallest, then its id.
+            let Some(mine) = scores.iter().find(|s| &s.0 == selected) else { return false };
+            mine.1.is_finite()
+                && scores.iter().all(|other| {
+                    !other.1.is_finite()
+                        || other.1 < mine.1
+                        || (other.1 == mine.1 && (other.2 > mine.2 || (other.2 == mine.2 && other.0 >= mine.0)))
+                })
+        }
+        Evidence::Composition { composed, required } => {
+            required.iter().all(|(property, bound)| composed.get(property).is_some_and(|c| bound_meets(c, bound)))
+        }
+    }
+}
