@@ -97,3 +97,34 @@ fn the_calculus_does_no_io_and_reads_no_clock() {
         found.join("\n")
     );
 }
+
+/// The oracle judges the calculus, so it may read the calculus's data types
+/// but must never call its decision functions: a bug in `check_match` must
+/// not be re-used by the judge of `check_match`.
+#[test]
+fn the_oracle_uses_only_the_calculus_data_types() {
+    const ALLOWED: &[&str] = &[
+        // Modules.
+        "contract", "guarantee", "request", "rules", "score", "security", "proof", "breaker",
+        // Types, read as data.
+        "Contract", "Locality", "PermissionMode", "Bound", "CapabilitiesMode", "Request", "Sensitivity",
+        "RuleSpec", "History", "ScoreConfig", "ServiceHistory", "AuthConfig", "KeyAlgorithm", "Evidence",
+        "BreakerConfig", "Window",
+    ];
+    let mut found = Vec::new();
+    for file in rust_files(&["crates/caio-oracle/src"]) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code: String = text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+        for (at, _) in code.match_indices("caio_calculus::") {
+            let rest = &code[at + "caio_calculus::".len()..];
+            let path = &rest[..rest.find(';').unwrap_or(rest.len())];
+            for word in path.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()) {
+                if !ALLOWED.contains(&word) {
+                    found.push(format!("{}: caio_calculus::{}", rel(&file), path.trim()));
+                    break;
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "the oracle may use only the calculus's data types, not its functions:\n{}", found.join("\n"));
+}

@@ -13,6 +13,7 @@
 //! - [`score`]: the score with plain loops, and the spectral terms by a direct
 //!   DFT and Parseval's identity instead of nalgebra and an FFT.
 //! - [`evidence`]: re-checks the facts of a proof from their raw values.
+//! - [`compose`]: guarantee composition with union-bound percentiles.
 //! - [`trace`]: the hash chain, with its own canonical encoder.
 //! - [`breaker`]: an explicit table of breaker states and events, run in
 //!   lockstep with the real breaker.
@@ -23,6 +24,7 @@
 //! is slow on purpose: clarity over speed, it judges, it does not route.
 
 pub mod breaker;
+pub mod compose;
 pub mod evidence;
 pub mod reference;
 pub mod score;

@@ -190,8 +190,17 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
         });
     }
 
+    // The digest of what is about to be tested, taken before the copy: the
+    // score must describe these inputs, not what the tree holds later.
+    let invariants = verify::load_invariants(ws)?;
+    let digest = inputs_digest(ws, &invariants)?;
     let scratch_root = ws.path("target/caio-mutants/workspace");
     copy_workspace(ws.root(), &scratch_root)?;
+    // The scratch copy judges the verification notebooks only: the mutation
+    // score is not evidence about a mutant.
+    for invariant in verify::load_invariants(ws)?.iter().filter(|i| i.invariant.notebook == MUTANTS_DIR) {
+        std::fs::remove_file(scratch_root.join(&invariant.path)).map_err(|e| Error::io(&invariant.path, "remove", e))?;
+    }
     let scratch = Workspace::new(&scratch_root);
     let runner_options = runner::Options {
         jobs: options.jobs.max(1),
@@ -234,9 +243,14 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
     Error::from_list(invalid)?;
     let mut report = Report { outcomes, wrote_artifact: false };
     if options.only.is_empty() {
-        let invariants = verify::load_invariants(ws)?;
+        if inputs_digest(ws, &verify::load_invariants(ws)?)? != digest {
+            return Err(Error::File {
+                path: MUTANTS_DIR.into(),
+                message: "the notebooks, invariants or crates changed while the mutants ran, so the score would describe other inputs; run `cargo xtask mutants` again".into(),
+            });
+        }
         if let Some(owner) = invariants.iter().find(|i| i.invariant.notebook == MUTANTS_DIR) {
-            artifact(&owner.invariant.id, inputs_digest(ws, &invariants)?, &report.outcomes)
+            artifact(&owner.invariant.id, digest, &report.outcomes)
                 .write_to(&ws.path("artifacts"))
                 .map_err(|e| Error::File { path: verify::artifact_path(&owner.invariant.id), message: e.to_string() })?;
             report.wrote_artifact = true;
@@ -273,7 +287,7 @@ fn judge(ws: &Workspace, scratch: &Workspace, mutant: &Mutant, runner_options: &
     Ok(card
         .invariants
         .iter()
-        .filter(|i| i.status != Status::Pass && i.notebook != MUTANTS_DIR)
+        .filter(|i| i.status != Status::Pass)
         .map(|i| i.id.clone())
         .collect())
 }

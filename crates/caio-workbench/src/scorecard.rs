@@ -133,7 +133,14 @@ pub struct InvariantResult {
     pub cases: Option<u64>,
     /// The checks.
     pub checks: Vec<CheckResult>,
+    /// When it fails: the first counterexamples its notebook recorded
+    /// (the artifact's `failure_examples`), so a reviewer sees why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counterexamples: Vec<String>,
 }
+
+/// How many counterexamples the scorecard shows per invariant.
+const COUNTEREXAMPLES_SHOWN: usize = 5;
 
 impl InvariantResult {
     /// The severity as a word.
@@ -252,7 +259,22 @@ pub fn compute(ws: &Workspace) -> Result<Scorecard> {
             reasons
                 .push((level, format!("{} {}: {}", invariant.id, status.word(), detail.clone().unwrap_or_default())));
         }
+        let counterexamples = match (&status, artifact) {
+            (Status::Fail, Some(a)) => a
+                .evidence
+                .get("failure_examples")
+                .and_then(|v| v.as_array())
+                .map(|list| {
+                    list.iter()
+                        .take(COUNTEREXAMPLES_SHOWN)
+                        .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         results.push(InvariantResult {
+            counterexamples,
             id: invariant.id.clone(),
             title: invariant.title.clone(),
             severity: invariant.severity,
@@ -407,6 +429,12 @@ pub fn to_markdown(card: &Scorecard) -> String {
             inv.status.word(),
             checks.join("<br>")
         );
+    }
+    for inv in card.invariants.iter().filter(|i| !i.counterexamples.is_empty()) {
+        let _ = writeln!(out, "\n### Counterexamples of {}\n", inv.id);
+        for example in &inv.counterexamples {
+            let _ = writeln!(out, "- `{example}`");
+        }
     }
     out
 }

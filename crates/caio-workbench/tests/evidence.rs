@@ -157,3 +157,22 @@ fn an_unclean_notebook_is_yellow() {
     );
     assert!(!gate_passes(&card, "main"));
 }
+
+#[test]
+fn a_failing_invariant_shows_its_counterexamples() {
+    let (_dir, ws) = verified();
+    let path = "artifacts/INV-DEMO-0001.json";
+    let mut artifact: serde_json::Value = serde_json::from_str(&read(&ws, path)).unwrap();
+    artifact["metrics"]["failures"] = serde_json::json!(3);
+    let examples: Vec<String> = (0..8).map(|i| format!("seed {i}: 1 + 1 gave 3")).collect();
+    artifact["evidence"]["failure_examples"] = serde_json::json!(examples);
+    write(&ws, path, &serde_json::to_string_pretty(&artifact).unwrap());
+    let card = scorecard::compute(&ws).unwrap();
+    let failing = card.invariants.iter().find(|i| i.id == "INV-DEMO-0001").unwrap();
+    assert_eq!(failing.counterexamples, examples[..5], "the first five are shown");
+    assert!(scorecard::to_markdown(&card).contains("- `seed 0: 1 + 1 gave 3`"));
+    assert!(scorecard::to_html(&card).contains("<li><code>seed 4: 1 + 1 gave 3</code></li>"));
+    // A passing invariant shows none, whatever its artifact holds.
+    let passing = card.invariants.iter().find(|i| i.id != "INV-DEMO-0001").unwrap();
+    assert!(passing.counterexamples.is_empty());
+}
