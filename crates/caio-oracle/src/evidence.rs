@@ -27,8 +27,14 @@ pub fn establishes(evidence: &Evidence) -> bool {
         Evidence::Locality { locality, allowed } => allowed.contains(locality),
         Evidence::Constraint { value, limit, .. } => value <= limit,
         Evidence::Rules { rules, request, service } => rules.iter().all(|(_, when, require)| rule_holds(when, require, request, service)),
-        Evidence::Authenticated { issuer, expected_issuer, audience, expected_audience, expires_at, now, signature_valid, .. } => {
-            *signature_valid && issuer == expected_issuer && audience.iter().any(|a| a == expected_audience) && now < expires_at
+        // The signature itself needs the token, which a proof never holds:
+        // the notebooks re-verify it with the request's token.
+        Evidence::Authenticated { issuer, expected_issuer, audience, expected_audience, expires_at, not_before, now, token_sha256, .. } => {
+            issuer == expected_issuer
+                && audience.iter().any(|a| a == expected_audience)
+                && now < expires_at
+                && not_before.is_none_or(|n| n <= *now)
+                && token_sha256.len() == 64
         }
         Evidence::Authorized { mode, required, held } => match mode {
             PermissionMode::All => required.iter().all(|p| held.contains(p)),
@@ -54,4 +60,14 @@ pub fn establishes(evidence: &Evidence) -> bool {
             required.iter().all(|(property, bound)| composed.get(property).is_some_and(|c| bound_meets(c, bound)))
         }
     }
+}
+
+/// Whether an `Authenticated` proof is about this token (its SHA-256) and
+/// the token's signature verifies again, with `jsonwebtoken` directly, at
+/// the proof's time. `false` for any other kind of evidence.
+pub fn signature_rechecks(evidence: &Evidence, token: &str, auth: &caio_calculus::security::AuthConfig) -> bool {
+    use sha2::{Digest, Sha256};
+    let Evidence::Authenticated { now, token_sha256, .. } = evidence else { return false };
+    let digest: String = Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    digest == *token_sha256 && crate::reference::authenticate(token, auth, *now).is_ok()
 }
