@@ -206,8 +206,11 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
         jobs: options.jobs.max(1),
         timeout: options.timeout.unwrap_or(Duration::from_secs(300)),
         runner_dir: Some(scratch_root.join("target").join("caio-runner")),
-        // Compiled dependencies are shared with the workspace's own runner.
-        target_dir: Some(ws.path("target/caio-runner/target")),
+        // A target directory of its own, kept between runs: cargo names the
+        // artifacts of path crates by their path relative to the workspace,
+        // so the scratch copy's mutated crates would overwrite the
+        // workspace's own in a shared one.
+        target_dir: Some(ws.path("target/caio-mutants/target")),
         quiet: true,
         ..runner::Options::default()
     };
@@ -333,20 +336,27 @@ pub fn inputs_digest(ws: &Workspace, invariants: &[LoadedInvariant]) -> Result<S
     for (notebook, verified) in verify::notebooks(invariants) {
         section(&notebook, verify::inputs_digest(ws, &notebook, &verified)?.as_bytes());
     }
-    let mutants = load(ws)?;
-    let mut notebooks: Vec<&str> = mutants.iter().map(|m| m.notebook.as_str()).collect();
-    notebooks.sort();
-    notebooks.dedup();
+    // The mutant files as they are, valid or not: a digest must not fail
+    // because a mutant no longer applies (the score is then simply stale).
+    let mut files: Vec<PathBuf> = std::fs::read_dir(ws.path(MUTANTS_DIR))
+        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect())
+        .unwrap_or_default();
+    files.sort();
+    let mut notebooks = std::collections::BTreeSet::new();
+    for path in &files {
+        let text = fsutil::read(path)?;
+        if let Some(notebook) = toml::from_str::<toml::Table>(&text).ok().and_then(|t| t.get("notebook")?.as_str().map(str::to_string)) {
+            notebooks.insert(notebook);
+        }
+        section(&ws.rel(path), text.as_bytes());
+    }
     for rel in notebooks {
-        for cell in NotebookFile::at(ws, rel).load()?.cells {
+        let Ok(notebook) = NotebookFile::at(ws, &rel).load() else { continue };
+        for cell in notebook.cells {
             if let Cell::Code(code) = cell {
-                section(rel, code.source.text().as_bytes());
+                section(&rel, code.source.text().as_bytes());
             }
         }
-    }
-    for mutant in &mutants {
-        let rel = format!("{MUTANTS_DIR}/{}.toml", mutant.name);
-        section(&rel, fsutil::read(&ws.path(&rel))?.as_bytes());
     }
     Ok(format!("sha256:{}", hasher.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
@@ -367,6 +377,7 @@ fn copy_workspace(from: &Path, to: &Path) -> Result<()> {
         }
     }
     let walker = walkdir::WalkDir::new(from).into_iter().filter_entry(|e| {
+        // `target` holds the scratch copy itself, and build products.
         let name = e.file_name().to_string_lossy();
         !(e.depth() == 1 && (name == "target" || name == ".git"))
     });
