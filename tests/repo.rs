@@ -105,11 +105,31 @@ fn the_calculus_does_no_io_and_reads_no_clock() {
 fn the_oracle_uses_only_the_calculus_data_types() {
     const ALLOWED: &[&str] = &[
         // Modules.
-        "contract", "guarantee", "request", "rules", "score", "security", "proof", "breaker",
+        "contract",
+        "guarantee",
+        "request",
+        "rules",
+        "score",
+        "security",
+        "proof",
+        "breaker",
         // Types, read as data.
-        "Contract", "Locality", "PermissionMode", "Bound", "CapabilitiesMode", "Request", "Sensitivity",
-        "RuleSpec", "History", "ScoreConfig", "ServiceHistory", "AuthConfig", "KeyAlgorithm", "Evidence",
-        "BreakerConfig", "Window",
+        "Contract",
+        "Locality",
+        "PermissionMode",
+        "Bound",
+        "CapabilitiesMode",
+        "Request",
+        "Sensitivity",
+        "RuleSpec",
+        "History",
+        "ScoreConfig",
+        "ServiceHistory",
+        "AuthConfig",
+        "KeyAlgorithm",
+        "Evidence",
+        "BreakerConfig",
+        "Window",
     ];
     let mut found = Vec::new();
     for file in rust_files(&["crates/caio-oracle/src"]) {
@@ -126,5 +146,9 @@ fn the_oracle_uses_only_the_calculus_data_types() {
             }
         }
     }
-    assert!(found.is_empty(), "the oracle may use only the calculus's data types, not its functions:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "the oracle may use only the calculus's data types, not its functions:\n{}",
+        found.join("\n")
+    );
 }

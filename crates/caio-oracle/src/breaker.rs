@@ -104,14 +104,18 @@ impl Model {
                         let skip = self.window.len().saturating_sub(keep);
                         self.window[skip..].to_vec()
                     }
-                    Window::Time { millis } => self.window.iter().copied().filter(|(at, _, _)| now.saturating_sub(*at) <= millis).collect(),
+                    Window::Time { millis } => {
+                        self.window.iter().copied().filter(|(at, _, _)| now.saturating_sub(*at) <= millis).collect()
+                    }
                 };
                 self.window = kept;
                 let calls = self.window.len();
                 if calls >= self.config.minimum_calls.max(1) {
                     let failed = self.window.iter().filter(|o| o.1).count() as f64;
                     let slow_calls = self.window.iter().filter(|o| o.2).count() as f64;
-                    if failed / calls as f64 >= self.config.failure_rate || slow_calls / calls as f64 >= self.config.slow_call_rate {
+                    if failed / calls as f64 >= self.config.failure_rate
+                        || slow_calls / calls as f64 >= self.config.slow_call_rate
+                    {
                         self.open(now);
                     }
                 }

@@ -15,7 +15,11 @@ use caio_calculus::guarantee::Bound;
 
 /// The composite guarantees of `parts` (each a map from property to bound)
 /// on `properties`.
-pub fn compose(sequential: bool, parts: &[&BTreeMap<String, Bound>], properties: &BTreeSet<String>) -> BTreeMap<String, Bound> {
+pub fn compose(
+    sequential: bool,
+    parts: &[&BTreeMap<String, Bound>],
+    properties: &BTreeSet<String>,
+) -> BTreeMap<String, Bound> {
     let mut out = BTreeMap::new();
     if parts.is_empty() {
         return out;
@@ -89,6 +93,9 @@ mod tests {
         assert_eq!(fan["latency_ms"], bound(None, Some(300.0), Some(94.0)));
         assert_eq!(fan["cost_usd"], bound(None, Some(0.03), None));
         let missing = BTreeMap::from([("accuracy".to_string(), bound(Some(0.99), None, None))]);
-        assert!(!compose(true, &[&a, &missing], &all).contains_key("latency_ms"), "a part without it guarantees nothing");
+        assert!(
+            !compose(true, &[&a, &missing], &all).contains_key("latency_ms"),
+            "a part without it guarantees nothing"
+        );
     }
 }

@@ -9,6 +9,7 @@
 use caio_calculus::contract::{Locality, PermissionMode};
 use caio_calculus::proof::Evidence;
 use caio_calculus::request::CapabilitiesMode;
+use caio_calculus::security::AuthConfig;
 
 use crate::reference::{bound_meets, rule_holds};
 
@@ -26,10 +27,22 @@ pub fn establishes(evidence: &Evidence) -> bool {
         Evidence::Latency { offered_max, limit } => matches!(offered_max, Some(m) if m <= limit),
         Evidence::Locality { locality, allowed } => allowed.contains(locality),
         Evidence::Constraint { value, limit, .. } => value <= limit,
-        Evidence::Rules { rules, request, service } => rules.iter().all(|(_, when, require)| rule_holds(when, require, request, service)),
+        Evidence::Rules { rules, request, service } => {
+            rules.iter().all(|(_, when, require)| rule_holds(when, require, request, service))
+        }
         // The signature itself needs the token, which a proof never holds:
         // the notebooks re-verify it with the request's token.
-        Evidence::Authenticated { issuer, expected_issuer, audience, expected_audience, expires_at, not_before, now, token_sha256, .. } => {
+        Evidence::Authenticated {
+            issuer,
+            expected_issuer,
+            audience,
+            expected_audience,
+            expires_at,
+            not_before,
+            now,
+            token_sha256,
+            ..
+        } => {
             issuer == expected_issuer
                 && audience.iter().any(|a| a == expected_audience)
                 && now < expires_at
@@ -65,7 +78,7 @@ pub fn establishes(evidence: &Evidence) -> bool {
 /// Whether an `Authenticated` proof is about this token (its SHA-256) and
 /// the token's signature verifies again, with `jsonwebtoken` directly, at
 /// the proof's time. `false` for any other kind of evidence.
-pub fn signature_rechecks(evidence: &Evidence, token: &str, auth: &caio_calculus::security::AuthConfig) -> bool {
+pub fn signature_rechecks(evidence: &Evidence, token: &str, auth: &AuthConfig) -> bool {
     use sha2::{Digest, Sha256};
     let Evidence::Authenticated { now, token_sha256, .. } = evidence else { return false };
     let digest: String = Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();

@@ -101,17 +101,21 @@ pub fn judge(request: &Request, world: &World) -> Judgement {
         };
         verdicts.insert(contract.id.clone(), verdict);
     }
-    let admitted: Vec<&Contract> = world.services.iter().filter(|c| verdicts[&c.id] == Verdict::Admitted { score: None }).collect();
+    let admitted: Vec<&Contract> =
+        world.services.iter().filter(|c| verdicts[&c.id] == Verdict::Admitted { score: None }).collect();
     let field = crate::score::field_terms(request, admitted.iter().filter_map(|c| c.encoding.as_deref()), world.score);
     let mut best: Option<(f64, u64, String)> = None;
     for contract in admitted {
-        let score = field.and_then(|f| crate::score::total(contract, request, world.history.get(&contract.id), f, world.score));
+        let score =
+            field.and_then(|f| crate::score::total(contract, request, world.history.get(&contract.id), f, world.score));
         verdicts.insert(contract.id.clone(), Verdict::Admitted { score });
         let Some(score) = score else { continue };
         let candidate = (score, tie_key(world.seed, &contract.id), contract.id.clone());
         let better = match &best {
             None => true,
-            Some((s, k, id)) => score > *s || (score == *s && (candidate.1 < *k || (candidate.1 == *k && candidate.2 < *id))),
+            Some((s, k, id)) => {
+                score > *s || (score == *s && (candidate.1 < *k || (candidate.1 == *k && candidate.2 < *id)))
+            }
         };
         if better {
             best = Some(candidate);
@@ -159,7 +163,12 @@ pub fn bound_meets(offered: &Bound, required: &Bound) -> bool {
     true
 }
 
-fn first_failure(contract: &Contract, request: &Request, rules: &[RuleSpec], claims: &Claims) -> Option<(&'static str, String)> {
+fn first_failure(
+    contract: &Contract,
+    request: &Request,
+    rules: &[RuleSpec],
+    claims: &Claims,
+) -> Option<(&'static str, String)> {
     // Step 1: match.
     let offered_count = request.capabilities.iter().filter(|c| contract.capabilities.contains(*c)).count();
     let capable = match request.capabilities_mode {
@@ -181,10 +190,10 @@ fn first_failure(contract: &Contract, request: &Request, rules: &[RuleSpec], cla
             return Some(("match", "max_latency_ms".into()));
         }
     }
-    if let Some(allowed) = &request.constraints.allowed_localities {
-        if !allowed.contains(&contract.privacy.data_locality) {
-            return Some(("match", "locality".into()));
-        }
+    if let Some(allowed) = &request.constraints.allowed_localities
+        && !allowed.contains(&contract.privacy.data_locality)
+    {
+        return Some(("match", "locality".into()));
     }
     // Step 2: rules.
     if let Some(rule) = first_failing_rule(rules, request, contract) {
@@ -194,7 +203,10 @@ fn first_failure(contract: &Contract, request: &Request, rules: &[RuleSpec], cla
     let access = &contract.security;
     let authorized = match access.permission_mode {
         PermissionMode::All => access.required_permissions.iter().all(|p| claims.permissions.contains(p)),
-        PermissionMode::Any => access.required_permissions.is_empty() || access.required_permissions.iter().any(|p| claims.permissions.contains(p)),
+        PermissionMode::Any => {
+            access.required_permissions.is_empty()
+                || access.required_permissions.iter().any(|p| claims.permissions.contains(p))
+        }
     };
     if !authorized {
         return Some(("security", "authorized".into()));
@@ -207,21 +219,21 @@ fn first_failure(contract: &Contract, request: &Request, rules: &[RuleSpec], cla
     if claims.trust_level < access.min_trust_level {
         return Some(("security", "trust".into()));
     }
-    if let Some(tenants) = &access.tenants {
-        if !tenants.contains(&claims.tenant) {
-            return Some(("security", "tenant".into()));
-        }
+    if let Some(tenants) = &access.tenants
+        && !tenants.contains(&claims.tenant)
+    {
+        return Some(("security", "tenant".into()));
     }
     // Step 4: constraints.
-    if let Some(max_cost) = request.constraints.max_cost {
-        if crate::score::price(contract, request.estimated_tokens) > max_cost {
-            return Some(("constraints", "budget".into()));
-        }
+    if let Some(max_cost) = request.constraints.max_cost
+        && crate::score::price(contract, request.estimated_tokens) > max_cost
+    {
+        return Some(("constraints", "budget".into()));
     }
-    if let Some(max_tokens) = contract.constraints.max_input_tokens {
-        if request.estimated_tokens > max_tokens {
-            return Some(("constraints", "input_tokens".into()));
-        }
+    if let Some(max_tokens) = contract.constraints.max_input_tokens
+        && request.estimated_tokens > max_tokens
+    {
+        return Some(("constraints", "input_tokens".into()));
     }
     None
 }
@@ -299,8 +311,13 @@ pub fn authenticate(token: &str, auth: &AuthConfig, now: u64) -> Result<Claims, 
         None => return Err("no kid".into()),
     };
     let (algorithm, decoding) = match key.algorithm {
-        KeyAlgorithm::Hs256 => (jsonwebtoken::Algorithm::HS256, jsonwebtoken::DecodingKey::from_secret(key.key.as_bytes())),
-        KeyAlgorithm::EdDsa => (jsonwebtoken::Algorithm::EdDSA, jsonwebtoken::DecodingKey::from_ed_pem(key.key.as_bytes()).map_err(|e| e.to_string())?),
+        KeyAlgorithm::Hs256 => {
+            (jsonwebtoken::Algorithm::HS256, jsonwebtoken::DecodingKey::from_secret(key.key.as_bytes()))
+        }
+        KeyAlgorithm::EdDsa => (
+            jsonwebtoken::Algorithm::EdDSA,
+            jsonwebtoken::DecodingKey::from_ed_pem(key.key.as_bytes()).map_err(|e| e.to_string())?,
+        ),
     };
     if header.alg != algorithm {
         return Err("algorithm differs from the key's".into());
@@ -310,7 +327,9 @@ pub fn authenticate(token: &str, auth: &AuthConfig, now: u64) -> Result<Claims, 
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Claims>(token, &decoding, &validation).map_err(|e| format!("signature or claims: {e}"))?.claims;
+    let claims = jsonwebtoken::decode::<Claims>(token, &decoding, &validation)
+        .map_err(|e| format!("signature or claims: {e}"))?
+        .claims;
     if claims.iss != auth.issuer {
         return Err("issuer".into());
     }
@@ -359,6 +378,9 @@ mod tests {
         assert!(!rule_holds("true", "service.cost < 1", &request, &service));
         assert!(!rule_holds("true", "service.missing", &request, &service), "an evaluation error fails closed");
         assert!(!rule_holds("true", "service.cost", &request, &service), "a non-boolean fails closed");
-        assert!(!rule_holds("request.nothing", "true", &request, &service), "so does a `when` that cannot be evaluated");
+        assert!(
+            !rule_holds("request.nothing", "true", &request, &service),
+            "so does a `when` that cannot be evaluated"
+        );
     }
 }

@@ -102,7 +102,8 @@ pub fn margin(contract: &Contract, request: &Request) -> f64 {
         if let (Some(r), Some(o)) = (required.min, offered.min) {
             slacks.push((o - r) / r.abs().max(1e-9));
         }
-        let slack = slacks.iter().copied().fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.min(s)))).unwrap_or(0.0);
+        let slack =
+            slacks.iter().copied().fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.min(s)))).unwrap_or(0.0);
         total += if slack.is_finite() { slack.clamp(0.0, 1.0) } else { 0.0 };
         count += 1;
     }
@@ -111,7 +112,11 @@ pub fn margin(contract: &Contract, request: &Request) -> f64 {
 
 /// The request-wide field terms `(I, A, RL)` over the encodings of the
 /// admitted services; zeros when the request has no intent vector.
-pub fn field_terms<'a>(request: &Request, encodings: impl Iterator<Item = &'a [f64]>, config: &ScoreConfig) -> Option<(f64, f64, f64)> {
+pub fn field_terms<'a>(
+    request: &Request,
+    encodings: impl Iterator<Item = &'a [f64]>,
+    config: &ScoreConfig,
+) -> Option<(f64, f64, f64)> {
     let Some(fields) = &request.fields else { return Some((0.0, 0.0, 0.0)) };
     let mut resonance = 0.0_f64;
     for encoding in encodings {
@@ -126,7 +131,13 @@ pub fn field_terms<'a>(request: &Request, encodings: impl Iterator<Item = &'a [f
 
 /// The total score of one admitted service, `None` where the specification
 /// gives no finite number.
-pub fn total(contract: &Contract, request: &Request, history: Option<&ServiceHistory>, field: (f64, f64, f64), config: &ScoreConfig) -> Option<f64> {
+pub fn total(
+    contract: &Contract,
+    request: &Request,
+    history: Option<&ServiceHistory>,
+    field: (f64, f64, f64),
+    config: &ScoreConfig,
+) -> Option<f64> {
     let latency_scale = config.latency_scale_ms.max(1e-9);
     let calls = history.map_or(0, |h| h.calls);
     let observed = history.and_then(|h| h.latency_p95_ms).filter(|_| calls >= config.min_calls_for_latency);
@@ -146,7 +157,10 @@ pub fn total(contract: &Contract, request: &Request, history: Option<&ServiceHis
         _ => 0.0,
     };
     let w = &config.weights;
-    let value = w.high_band * field.0 + w.context * field.1 + w.resonance * field.2 + w.intent * intent
+    let value = w.high_band * field.0
+        + w.context * field.1
+        + w.resonance * field.2
+        + w.intent * intent
         + w.margin * margin(contract, request)
         - w.cost * price(contract, request.estimated_tokens) / config.cost_scale.max(1e-12)
         - w.latency * latency_ms / latency_scale

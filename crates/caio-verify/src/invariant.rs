@@ -207,7 +207,7 @@ mod tests {
         );
         check(
             &VALID.replace("notebooks/verify/x.ipynb", "x.ipynb"),
-            "notebook: `x.ipynb` must be a notebook under notebooks/verify/",
+            "notebook: `x.ipynb` must be a notebook under notebooks/verify/ (or tests/mutants for the mutation score)",
         );
         check(&VALID.replace("INV-CAIO-0001", "INV-1"), "id: `INV-1` is not an invariant id such as INV-CAIO-0001");
         let nan = Invariant::parse(&VALID.replace("threshold: 0}", "threshold: .nan}")).unwrap_err().to_string();

@@ -72,8 +72,13 @@ impl Mutant {
         }
         match hits {
             1 => Ok(()),
-            0 => Err(format!("`find` does not occur in the code cells of {}; the code changed: update the mutant", self.notebook)),
-            n => Err(format!("`find` occurs {n} times in {}; make it longer so that it names one place", self.notebook)),
+            0 => Err(format!(
+                "`find` does not occur in the code cells of {}; the code changed: update the mutant",
+                self.notebook
+            )),
+            n => {
+                Err(format!("`find` occurs {n} times in {}; make it longer so that it names one place", self.notebook))
+            }
         }
     }
 }
@@ -105,7 +110,9 @@ pub fn load(ws: &Workspace) -> Result<Vec<Mutant>> {
             continue;
         }
         if mutant.kills.is_empty() || mutant.find == mutant.replace {
-            errors.push(problem("a mutant needs a `find` different from its `replace` and at least one invariant in `kills`".into()));
+            errors.push(problem(
+                "a mutant needs a `find` different from its `replace` and at least one invariant in `kills`".into(),
+            ));
             continue;
         }
         match NotebookFile::at(ws, &mutant.notebook).load() {
@@ -199,7 +206,8 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
     // The scratch copy judges the verification notebooks only: the mutation
     // score is not evidence about a mutant.
     for invariant in verify::load_invariants(ws)?.iter().filter(|i| i.invariant.notebook == MUTANTS_DIR) {
-        std::fs::remove_file(scratch_root.join(&invariant.path)).map_err(|e| Error::io(&invariant.path, "remove", e))?;
+        std::fs::remove_file(scratch_root.join(&invariant.path))
+            .map_err(|e| Error::io(&invariant.path, "remove", e))?;
     }
     let scratch = Workspace::new(&scratch_root);
     let runner_options = runner::Options {
@@ -223,7 +231,11 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
         match judge(ws, &scratch, mutant, &runner_options) {
             Ok(red) => {
                 let killed = mutant.kills.iter().any(|k| red.contains(k));
-                let status = if killed { format!("killed ({})", red.join(", ")) } else { format!("SURVIVED (red: {})", if red.is_empty() { "none".to_string() } else { red.join(", ") }) };
+                let status = if killed {
+                    format!("killed ({})", red.join(", "))
+                } else {
+                    format!("SURVIVED (red: {})", if red.is_empty() { "none".to_string() } else { red.join(", ") })
+                };
                 progress.finished(&mutant.name, &status);
                 outcomes.push(Outcome {
                     name: mutant.name.clone(),
@@ -235,7 +247,8 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
             }
             Err(e) => {
                 progress.finished(&mutant.name, "invalid");
-                invalid.push(Error::File { path: format!("{MUTANTS_DIR}/{}.toml", mutant.name), message: e.to_string() });
+                invalid
+                    .push(Error::File { path: format!("{MUTANTS_DIR}/{}.toml", mutant.name), message: e.to_string() });
             }
         }
         // Restore the pristine notebook for the next mutant.
@@ -253,9 +266,9 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
             });
         }
         if let Some(owner) = invariants.iter().find(|i| i.invariant.notebook == MUTANTS_DIR) {
-            artifact(&owner.invariant.id, digest, &report.outcomes)
-                .write_to(&ws.path("artifacts"))
-                .map_err(|e| Error::File { path: verify::artifact_path(&owner.invariant.id), message: e.to_string() })?;
+            artifact(&owner.invariant.id, digest, &report.outcomes).write_to(&ws.path("artifacts")).map_err(|e| {
+                Error::File { path: verify::artifact_path(&owner.invariant.id), message: e.to_string() }
+            })?;
             report.wrote_artifact = true;
         }
     }
@@ -264,7 +277,12 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
 
 /// Applies one mutant in the scratch workspace, verifies, and returns the
 /// invariants that are not `pass`.
-fn judge(ws: &Workspace, scratch: &Workspace, mutant: &Mutant, runner_options: &runner::Options) -> Result<Vec<String>> {
+fn judge(
+    ws: &Workspace,
+    scratch: &Workspace,
+    mutant: &Mutant,
+    runner_options: &runner::Options,
+) -> Result<Vec<String>> {
     let file = NotebookFile::at(ws, &mutant.notebook);
     let mut notebook = file.load()?;
     mutant.apply(&mut notebook).map_err(|message| Error::File { path: mutant.notebook.clone(), message })?;
@@ -283,16 +301,14 @@ fn judge(ws: &Workspace, scratch: &Workspace, mutant: &Mutant, runner_options: &
         // mutant that does not compile is not a semantic mutant at all.
         let text = e.to_string();
         if text.contains("does not compile") || text.contains("cargo did not build") {
-            return Err(Error::File { path: mutant.notebook.clone(), message: format!("the mutant does not compile:\n{text}") });
+            return Err(Error::File {
+                path: mutant.notebook.clone(),
+                message: format!("the mutant does not compile:\n{text}"),
+            });
         }
     }
     let card = scorecard::compute(scratch)?;
-    Ok(card
-        .invariants
-        .iter()
-        .filter(|i| i.status != Status::Pass)
-        .map(|i| i.id.clone())
-        .collect())
+    Ok(card.invariants.iter().filter(|i| i.status != Status::Pass).map(|i| i.id.clone()).collect())
 }
 
 /// The mutation score as an artifact.
@@ -302,7 +318,9 @@ fn artifact(invariant: &str, digest: String, outcomes: &[Outcome]) -> Artifact {
     let survivors: Vec<&str> = outcomes.iter().filter(|o| !o.killed).map(|o| o.name.as_str()).collect();
     let by_mutant: BTreeMap<&str, serde_json::Value> = outcomes
         .iter()
-        .map(|o| (o.name.as_str(), serde_json::json!({ "must_turn_red": o.kills, "went_red": o.red, "killed": o.killed })))
+        .map(|o| {
+            (o.name.as_str(), serde_json::json!({ "must_turn_red": o.kills, "went_red": o.red, "killed": o.killed }))
+        })
         .collect();
     Artifact {
         invariant: invariant.to_string(),
@@ -339,13 +357,17 @@ pub fn inputs_digest(ws: &Workspace, invariants: &[LoadedInvariant]) -> Result<S
     // The mutant files as they are, valid or not: a digest must not fail
     // because a mutant no longer applies (the score is then simply stale).
     let mut files: Vec<PathBuf> = std::fs::read_dir(ws.path(MUTANTS_DIR))
-        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect())
+        .map(|entries| {
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect()
+        })
         .unwrap_or_default();
     files.sort();
     let mut notebooks = std::collections::BTreeSet::new();
     for path in &files {
         let text = fsutil::read(path)?;
-        if let Some(notebook) = toml::from_str::<toml::Table>(&text).ok().and_then(|t| t.get("notebook")?.as_str().map(str::to_string)) {
+        if let Some(notebook) =
+            toml::from_str::<toml::Table>(&text).ok().and_then(|t| t.get("notebook")?.as_str().map(str::to_string))
+        {
             notebooks.insert(notebook);
         }
         section(&ws.rel(path), text.as_bytes());
@@ -387,7 +409,9 @@ fn copy_workspace(from: &Path, to: &Path) -> Result<()> {
         let target = to.join(rel);
         if entry.file_type().is_dir() {
             std::fs::create_dir_all(&target).map_err(|e| Error::io(target.display(), "create", e))?;
-        } else if entry.file_type().is_file() && !(rel.starts_with("artifacts") && rel.extension().is_some_and(|x| x == "json")) {
+        } else if entry.file_type().is_file()
+            && !(rel.starts_with("artifacts") && rel.extension().is_some_and(|x| x == "json"))
+        {
             std::fs::copy(entry.path(), &target).map_err(|e| Error::io(target.display(), "copy to", e))?;
         }
     }

@@ -60,7 +60,10 @@ pub fn load_invariants(ws: &Workspace) -> Result<Vec<LoadedInvariant>> {
                     if ws.path(&invariant.notebook).is_dir() {
                         found.push(LoadedInvariant { path: rel, invariant });
                     } else {
-                        errors.push(Error::File { path: rel, message: format!("`{}` does not exist; mutants live there", invariant.notebook) });
+                        errors.push(Error::File {
+                            path: rel,
+                            message: format!("`{}` does not exist; mutants live there", invariant.notebook),
+                        });
                     }
                 } else if !ws.path(&invariant.notebook).is_file() {
                     errors.push(Error::File {

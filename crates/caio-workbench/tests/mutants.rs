@@ -75,7 +75,9 @@ fn broken_mutants_are_refused_with_their_file() {
     let (_dir, ws) = workspace("evidence");
     std::fs::create_dir_all(ws.path(MUTANTS_DIR)).unwrap();
     let mutant = |find: &str, kills: &str| {
-        format!("description = \"x\"\nnotebook = \"notebooks/verify/demo.ipynb\"\nfind = \"{find}\"\nreplace = \"y\"\nkills = [\"{kills}\"]\n")
+        format!(
+            "description = \"x\"\nnotebook = \"notebooks/verify/demo.ipynb\"\nfind = \"{find}\"\nreplace = \"y\"\nkills = [\"{kills}\"]\n"
+        )
     };
     write(&ws, "tests/mutants/gone.toml", &mutant("no such text", "INV-DEMO-0001"));
     write(&ws, "tests/mutants/ambiguous.toml", &mutant("cases", "INV-DEMO-0001"));
