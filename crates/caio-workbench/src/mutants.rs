@@ -205,7 +205,7 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
     copy_workspace(ws.root(), &scratch_root)?;
     // The scratch copy judges the verification notebooks only: the mutation
     // score is not evidence about a mutant.
-    for invariant in verify::load_invariants(ws)?.iter().filter(|i| i.invariant.notebook == MUTANTS_DIR) {
+    for invariant in invariants.iter().filter(|i| i.invariant.notebook == MUTANTS_DIR) {
         std::fs::remove_file(scratch_root.join(&invariant.path))
             .map_err(|e| Error::io(&invariant.path, "remove", e))?;
     }
