@@ -27,7 +27,7 @@ use clap::{Parser, Subcommand};
     version
 )]
 struct Cli {
-    /// Workspace root (default: the workspace this xtask belongs to).
+    /// Workspace root (default: found from the current directory upward, as cargo finds its workspace).
     #[arg(long, global = true, value_name = "DIR")]
     workspace: Option<PathBuf>,
     /// Print no progress, only results and errors.
@@ -113,8 +113,8 @@ enum Command {
         /// Notebooks run at once (default: number of CPUs).
         #[arg(long, short)]
         jobs: Option<usize>,
-        /// Seconds one verification notebook may run under a mutant.
-        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        /// Seconds one verification notebook may run under a mutant (at least 1).
+        #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
     },
     /// Install or remove the git hooks (pre-commit: check; pre-push: validate).
@@ -159,8 +159,8 @@ struct RunArgs {
     /// Notebooks run at once (default: number of CPUs).
     #[arg(long, short)]
     jobs: Option<usize>,
-    /// Seconds one notebook may run before it is stopped.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    /// Seconds one notebook may run before it is stopped (at least 1).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
 }
 
@@ -206,11 +206,11 @@ fn main() -> ExitCode {
 }
 
 fn execute(cli: &Cli) -> Result<()> {
-    let root = match &cli.workspace {
-        Some(dir) => dir.clone(),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_owned(),
-    };
-    let ws = Workspace::new(root);
+    let ws = match &cli.workspace {
+        Some(dir) => Workspace::open(dir),
+        None => Workspace::discover(&std::env::current_dir()?),
+    }
+    .map_err(|e| Exit(2, e.to_string()))?;
     match &cli.command {
         Command::Extract { check, force } => {
             let started = Instant::now();
@@ -343,9 +343,6 @@ fn execute(cli: &Cli) -> Result<()> {
             }
         }
         Command::Mutants { only, jobs, timeout } => {
-            if *timeout == 0 {
-                return Err(Exit(2, "--timeout must be at least 1 second".into()).into());
-            }
             let started = Instant::now();
             let options = mutants::Options {
                 only: only.clone(),

@@ -46,6 +46,7 @@ fn every_command_has_help() {
         "validate",
         "hooks",
         "new-invariant",
+        "mutants",
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args([command, "--help"]).output().unwrap();
         assert!(output.status.success(), "{command} --help failed");
@@ -132,4 +133,62 @@ fn gate_exit_codes_say_pass_blocked_or_misconfigured() {
     let misconfigured = xtask(dir.path(), &["gate", "--branch", "main"]);
     assert_eq!(misconfigured.status.code(), Some(2));
     assert!(text(&misconfigured.stderr).contains("gate.toml: invalid policy"), "{}", text(&misconfigured.stderr));
+}
+
+#[test]
+fn an_empty_branch_is_a_usage_error_not_a_match_for_star() {
+    let dir = evidence_workspace();
+    let output = xtask(dir.path(), &["gate", "--branch", ""]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("--branch: must name a branch"), "{}", text(&output.stderr));
+}
+
+#[test]
+fn a_zero_timeout_is_refused() {
+    let dir = fixture_workspace();
+    for command in ["run", "verify", "validate", "mutants"] {
+        let output = xtask(dir.path(), &[command, "--timeout", "0"]);
+        assert_eq!(output.status.code(), Some(2), "{command}: {}", text(&output.stderr));
+        assert!(text(&output.stderr).contains("--timeout"), "{command}: {}", text(&output.stderr));
+    }
+}
+
+/// A clone of the fixture that lists `xtask` among its members, as the
+/// repository's own manifest does.
+fn clone_of_a_caio_workspace() -> tempfile::TempDir {
+    let dir = fixture_workspace();
+    std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = [\"xtask\"]\nexclude = [\"crates\"]\n")
+        .unwrap();
+    dir
+}
+
+fn xtask_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).current_dir(dir).output().unwrap()
+}
+
+#[test]
+fn one_xtask_binary_checks_each_clone_it_is_run_in() {
+    let (clean, drifted) = (clone_of_a_caio_workspace(), clone_of_a_caio_workspace());
+    for clone in [&clean, &drifted] {
+        assert!(xtask_in(clone.path(), &["extract"]).status.success());
+    }
+    let lib = drifted.path().join("crates/demo/src/lib.rs");
+    let edited = std::fs::read_to_string(&lib).unwrap() + "// edited by hand\n";
+    std::fs::write(&lib, edited).unwrap();
+    // From a subdirectory, as cargo finds its workspace.
+    let output = xtask_in(&clean.path().join("notebooks"), &["extract", "--check"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = xtask_in(drifted.path(), &["extract", "--check"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("crates/demo/src/lib.rs"), "{}", text(&output.stderr));
+    // Outside any caio workspace, or pointed at something that is not one: a usage error.
+    let nowhere = tempfile::tempdir().unwrap();
+    let output = xtask_in(nowhere.path(), &["check"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("not inside a caio workspace"), "{}", text(&output.stderr));
+    for target in [Path::new("/nonexistent"), nowhere.path()] {
+        let output = xtask(target, &["check"]);
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+        assert!(text(&output.stderr).contains("not a caio workspace"), "{}", text(&output.stderr));
+    }
 }

@@ -83,6 +83,10 @@ const CI_BRANCH_VARIABLES: &[&str] =
 /// The branch: the flag, else the CI environment, else `git`.
 pub fn branch(ws: &Workspace, flag: Option<&str>) -> Result<String> {
     if let Some(branch) = flag {
+        if branch.trim().is_empty() {
+            // An empty name would match a `*` rule and pass any gate.
+            return Err(Error::File { path: "--branch".into(), message: "must name a branch".into() });
+        }
         return Ok(branch.to_string());
     }
     for variable in CI_BRANCH_VARIABLES {

@@ -16,6 +16,9 @@ pub fn new_invariant(ws: &Workspace, id: &str, title: &str) -> Result<(String, S
             message: format!("`{id}` is not an invariant id such as INV-CAIO-0001"),
         });
     }
+    if title.trim().is_empty() || title.contains(['\n', '\r']) {
+        return Err(Error::File { path: "invariants".into(), message: "the title must be one non-empty line".into() });
+    }
     let invariant_rel = format!("invariants/{id}.yaml");
     let slug = id.to_lowercase().replace('-', "_");
     let notebook_rel = format!("notebooks/verify/{slug}.ipynb");
@@ -27,16 +30,21 @@ pub fn new_invariant(ws: &Workspace, id: &str, title: &str) -> Result<(String, S
             });
         }
     }
+    // A JSON string is a YAML string: colons, quotes and `#` stay text.
+    let quoted_title = serde_json::to_string(title).expect("a string serializes");
     let yaml = format!(
         "# {id}: {title}\n\
          id: {id}\n\
-         title: {title}\n\
+         title: {quoted_title}\n\
          claim: >-\n  State precisely what must always hold.\n\
          lemma:\n  assumptions:\n    - What the argument relies on.\n  derivation: >-\n    Why the claim follows from the assumptions.\n\
          severity: critical\n\
          notebook: {notebook_rel}\n\
          checks:\n  - metric: failures\n    op: \"==\"\n    threshold: 0\n    description: No generated case violates the claim.\n"
     );
+    // Whatever the title, the file written must be one the workbench reads.
+    caio_verify::Invariant::parse(&yaml)
+        .map_err(|e| Error::File { path: invariant_rel.clone(), message: format!("would not be valid: {e}") })?;
     let cells = vec![
         markdown(&format!(
             "# {id}: {title}\n\nWhat this notebook checks, on how many generated cases, and what its artifact records.\nThresholds are in `{invariant_rel}`, never here."

@@ -51,6 +51,37 @@ impl Workspace {
         Workspace { root: root.into() }
     }
 
+    /// The caio workspace that holds `start`, found as cargo finds its
+    /// workspace: the nearest directory, `start` or above, whose
+    /// `Cargo.toml` declares a `[workspace]` whose members include `xtask`.
+    /// Never a path fixed when xtask was compiled: one xtask binary may
+    /// serve several clones that share a target directory.
+    pub fn discover(start: &Path) -> Result<Workspace> {
+        for dir in start.ancestors() {
+            if workspace_members(dir).is_some_and(|members| members.iter().any(|m| m == "xtask")) {
+                return Ok(Workspace::new(dir));
+            }
+        }
+        Err(Error::File {
+            path: start.display().to_string(),
+            message: "not inside a caio workspace: no Cargo.toml here or above declares a [workspace] with the member `xtask`; run from inside a caio checkout or pass --workspace DIR".into(),
+        })
+    }
+
+    /// The workspace rooted at `dir`, which must exist and hold a
+    /// `Cargo.toml` declaring a `[workspace]` and a `notebooks/` directory.
+    pub fn open(dir: &Path) -> Result<Workspace> {
+        if workspace_members(dir).is_none() || !dir.join("notebooks").is_dir() {
+            return Err(Error::File {
+                path: dir.display().to_string(),
+                message:
+                    "not a caio workspace: it needs a Cargo.toml declaring a [workspace] and a notebooks/ directory"
+                        .into(),
+            });
+        }
+        Ok(Workspace::new(dir))
+    }
+
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -129,4 +160,14 @@ impl Workspace {
         }
         Ok(crates)
     }
+}
+
+/// The members of the `[workspace]` that `dir/Cargo.toml` declares, or
+/// `None` when there is no such manifest or table.
+fn workspace_members(dir: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+    let manifest: toml::Table = toml::from_str(&text).ok()?;
+    let workspace = manifest.get("workspace")?.as_table()?;
+    let members = workspace.get("members").and_then(|m| m.as_array()).cloned().unwrap_or_default();
+    Some(members.iter().filter_map(|m| m.as_str().map(str::to_string)).collect())
 }

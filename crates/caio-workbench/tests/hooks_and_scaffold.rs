@@ -72,3 +72,16 @@ fn new_invariant_scaffolds_a_valid_file_and_a_notebook_that_cannot_pass() {
     assert_eq!(again, "invariants/INV-DEMO-0003.yaml: already exists; pick another id or edit it");
     assert!(scaffold::new_invariant(&ws, "inv-1", "x").is_err());
 }
+
+#[test]
+fn new_invariant_quotes_any_title_and_refuses_what_cannot_be_one_line() {
+    let (_dir, ws) = workspace("evidence");
+    let title = "Latency: p99 bound # \"quoted\" - [x]";
+    let (invariant, _) = scaffold::new_invariant(&ws, "INV-DEMO-0009", title).unwrap();
+    let loaded = verify::load_invariants(&ws).unwrap_or_else(|e| panic!("the scaffolded file must load: {e}"));
+    let scaffolded = loaded.iter().find(|i| i.path == invariant).unwrap();
+    assert_eq!(scaffolded.invariant.title, title);
+    let error = scaffold::new_invariant(&ws, "INV-DEMO-0010", "two\nlines").unwrap_err().to_string();
+    assert_eq!(error, "invariants: the title must be one non-empty line");
+    assert!(!ws.path("invariants/INV-DEMO-0010.yaml").exists(), "nothing is written");
+}
