@@ -92,7 +92,11 @@ enum Command {
         branch: Option<String>,
     },
     /// The fast checks for pre-commit: drift, clean notebooks, evidence not broken.
-    Check,
+    Check {
+        /// Judge what is staged for the next commit (git's index), not the working tree.
+        #[arg(long)]
+        staged: bool,
+    },
     /// The main job: extract --check, clean --check, run --check, verify, scorecard, gate.
     Validate {
         #[command(flatten)]
@@ -332,8 +336,8 @@ fn execute(cli: &Cli) -> Result<()> {
             let card = scorecard::compute(&ws)?;
             gate_step(&ws, branch.as_deref(), &card)?;
         }
-        Command::Check => {
-            let card = scorecard::compute(&ws)?;
+        Command::Check { staged } => {
+            let card = if *staged { scorecard::compute(&hooks::staged_copy(&ws)?)? } else { scorecard::compute(&ws)? };
             println!("check: {}", card.decision.word());
             for reason in &card.reasons {
                 println!("  {reason}");

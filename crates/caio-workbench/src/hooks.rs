@@ -1,6 +1,7 @@
 //! `cargo xtask hooks install|uninstall`: git hooks that keep the promises
 //! before work leaves the machine. pre-commit runs the fast checks
-//! (`cargo xtask check`); pre-push runs `cargo xtask validate`.
+//! on what is staged (`cargo xtask check --staged`), since that is what
+//! the commit will hold; pre-push runs `cargo xtask validate`.
 //!
 //! Installing twice is harmless. A hook that caio did not write is never
 //! overwritten silently: install refuses and says how to proceed
@@ -22,7 +23,7 @@ fn script(command: &str) -> String {
 
 /// (hook name, its script)
 fn hooks() -> [(&'static str, String); 2] {
-    [("pre-commit", script("check")), ("pre-push", script("validate"))]
+    [("pre-commit", script("check --staged")), ("pre-push", script("validate"))]
 }
 
 fn hooks_dir(ws: &Workspace) -> Result<PathBuf> {
@@ -35,6 +36,50 @@ fn hooks_dir(ws: &Workspace) -> Result<PathBuf> {
         return Err(Error::File { path: ".".into(), message: "not a git checkout: hooks need one".into() });
     }
     Ok(ws.root().join(String::from_utf8_lossy(&output.stdout).trim()))
+}
+
+/// A copy of what is staged for the next commit (git's index), written by
+/// `git checkout-index` under `target/caio-staged/`, so that pre-commit
+/// judges what the commit will hold rather than the working tree (a
+/// notebook staged without its regenerated file is drift in the commit,
+/// even if the working tree has the file).
+pub fn staged_copy(ws: &Workspace) -> Result<Workspace> {
+    let git = |args: &[&str]| -> Result<String> {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .current_dir(ws.root())
+            .output()
+            .map_err(|e| Error::io(".", "run git for", e))?;
+        if !output.status.success() {
+            return Err(Error::File {
+                path: ".".into(),
+                message: format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    };
+    // Where the workspace sits inside the repository (empty at its root).
+    let prefix = git(&["rev-parse", "--show-prefix"])?;
+    let dir = ws.path("target/caio-staged");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(dir.display(), "remove", e))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), "create", e))?;
+    // checkout-index writes paths relative to the repository root.
+    let top = git(&["rev-parse", "--show-toplevel"])?;
+    let output = std::process::Command::new("git")
+        .args(["checkout-index", "--all", "--force"])
+        .arg(format!("--prefix={}/", dir.display()))
+        .current_dir(&top)
+        .output()
+        .map_err(|e| Error::io(".", "run git for", e))?;
+    if !output.status.success() {
+        return Err(Error::File {
+            path: ".".into(),
+            message: format!("cannot copy the staged files: {}", String::from_utf8_lossy(&output.stderr).trim()),
+        });
+    }
+    Ok(Workspace::new(dir.join(prefix)))
 }
 
 /// What happened to each hook.

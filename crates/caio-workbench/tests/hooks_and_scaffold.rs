@@ -4,6 +4,7 @@ mod support;
 
 use std::process::Command;
 
+use caio_workbench::scorecard::{self, Decision};
 use caio_workbench::{Workspace, hooks, scaffold, verify};
 use support::{read, workspace};
 
@@ -22,7 +23,7 @@ fn hooks_install_twice_harmlessly_and_uninstall_only_their_own() {
     let installed = hooks::install(&ws, false).unwrap();
     assert_eq!(installed, [("pre-commit".to_string(), "installed"), ("pre-push".to_string(), "installed")]);
     let script = std::fs::read_to_string(hooks_dir.join("pre-commit")).unwrap();
-    assert!(script.ends_with("exec cargo xtask check\n"), "{script}");
+    assert!(script.ends_with("exec cargo xtask check --staged\n"), "{script}");
     assert!(std::fs::read_to_string(hooks_dir.join("pre-push")).unwrap().ends_with("exec cargo xtask validate\n"));
     #[cfg(unix)]
     {
@@ -84,4 +85,45 @@ fn new_invariant_quotes_any_title_and_refuses_what_cannot_be_one_line() {
     let error = scaffold::new_invariant(&ws, "INV-DEMO-0010", "two\nlines").unwrap_err().to_string();
     assert_eq!(error, "invariants: the title must be one non-empty line");
     assert!(!ws.path("invariants/INV-DEMO-0010.yaml").exists(), "nothing is written");
+}
+
+fn git(ws: &Workspace, args: &[&str]) {
+    let status = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(ws.root())
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+#[test]
+fn pre_commit_judges_what_is_staged_not_the_working_tree() {
+    let (_dir, ws) = workspace("workspace");
+    git(&ws, &["init", "-q"]);
+    std::fs::write(ws.path(".gitignore"), "/target\n").unwrap();
+    caio_workbench::extract::run(&ws, Default::default()).unwrap();
+    git(&ws, &["add", "-A"]);
+    git(&ws, &["commit", "-q", "-m", "extracted"]);
+    assert_ne!(scorecard::compute(&hooks::staged_copy(&ws).unwrap()).unwrap().decision, Decision::Red);
+
+    // Stage an edited notebook without its regenerated file, then
+    // regenerate in the working tree only: the tree is in step, the commit
+    // would not be.
+    let notebook = ws.path("notebooks/shapes.ipynb");
+    let text = read(&ws, "notebooks/shapes.ipynb").replace("pi r squared", "pi times r squared");
+    std::fs::write(&notebook, text).unwrap();
+    git(&ws, &["add", "notebooks/shapes.ipynb"]);
+    caio_workbench::extract::run(&ws, Default::default()).unwrap();
+    assert_ne!(scorecard::compute(&ws).unwrap().decision, Decision::Red, "the working tree is in step");
+    let staged = scorecard::compute(&hooks::staged_copy(&ws).unwrap()).unwrap();
+    assert_eq!(staged.decision, Decision::Red);
+    assert!(
+        staged.reasons.iter().any(|r| r.contains("crates/demo/src/shapes.rs")),
+        "the staged drift is named: {:?}",
+        staged.reasons
+    );
+    // The installed pre-commit hook runs exactly that check.
+    hooks::install(&ws, false).unwrap();
+    assert!(read(&ws, ".git/hooks/pre-commit").contains("exec cargo xtask check --staged"));
 }
