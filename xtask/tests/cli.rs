@@ -192,3 +192,22 @@ fn one_xtask_binary_checks_each_clone_it_is_run_in() {
         assert!(text(&output.stderr).contains("not a caio workspace"), "{}", text(&output.stderr));
     }
 }
+
+#[test]
+fn the_runner_builds_under_cargo_target_dir_one_directory_per_clone() {
+    let shared = tempfile::tempdir().unwrap();
+    let (first, second) = (evidence_workspace(), evidence_workspace());
+    for clone in [&first, &second] {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("--workspace")
+            .arg(clone.path())
+            .args(["--quiet", "run"])
+            .env("CARGO_TARGET_DIR", shared.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(!clone.path().join("target/caio-runner/target").exists(), "nothing is built inside the clone");
+    }
+    let builds: Vec<_> = std::fs::read_dir(shared.path().join("caio-runner")).unwrap().collect();
+    assert_eq!(builds.len(), 2, "each clone builds apart, so neither can overwrite the other's crates");
+}

@@ -218,7 +218,7 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
         // artifacts of path crates by their path relative to the workspace,
         // so the scratch copy's mutated crates would overwrite the
         // workspace's own in a shared one.
-        target_dir: Some(ws.path("target/caio-mutants/target")),
+        target_dir: Some(runner::build_dir(ws, "caio-mutants")),
         quiet: true,
         ..runner::Options::default()
     };

@@ -45,9 +45,8 @@ pub struct Options {
     /// Where runner crates and their target directory live
     /// (default `target/caio-runner` under the workspace root).
     pub runner_dir: Option<PathBuf>,
-    /// The cargo target directory of the runner crates (default: `target`
-    /// inside the runner directory). Sharing one keeps compiled
-    /// dependencies between workspaces.
+    /// The cargo target directory of the runner crates (default:
+    /// [`build_dir`]`(ws, "caio-runner")`).
     pub target_dir: Option<PathBuf>,
     /// No progress output.
     pub quiet: bool,
@@ -120,7 +119,7 @@ pub fn run(ws: &Workspace, notebooks: &[NotebookFile], options: &Options) -> Res
     write_workspace(ws, &runner_dir, &members)?;
 
     let build_progress = Progress::new("building", members.len(), options.quiet);
-    let target_dir = options.target_dir.clone().unwrap_or_else(|| runner_dir.join("target"));
+    let target_dir = options.target_dir.clone().unwrap_or_else(|| build_dir(ws, "caio-runner"));
     let built = cargo::build(&runner_dir.join("Cargo.toml"), &target_dir, &build_progress)?;
     build_progress.finish();
 
@@ -234,6 +233,28 @@ fn prepare(file: &NotebookFile, runner_dir: &Path) -> Result<Prepared> {
     fsutil::write_if_changed(&crate_dir.join("src").join("main.rs"), &program.main_rs)?;
     let manifest = manifest.canonicalize().map_err(|e| Error::io(manifest.display(), "resolve", e))?;
     Ok(Prepared { file: file.clone(), notebook, program, manifest })
+}
+
+/// Where cargo builds a workbench tool's crates (`name` is `caio-runner`
+/// or `caio-mutants`): `target/<name>/target` in the workspace, or, when
+/// `CARGO_TARGET_DIR` is set, `$CARGO_TARGET_DIR/<name>/<digest of the
+/// workspace root>`. The digest keeps clones that share one target
+/// directory apart: cargo names the artifacts of path crates by their path
+/// relative to the workspace, so two clones' crates would overwrite each
+/// other's in one build directory and cargo would take them for fresh.
+pub fn build_dir(ws: &Workspace, name: &str) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(shared) => {
+            use sha2::{Digest, Sha256};
+            let root = ws.root().canonicalize().unwrap_or_else(|_| ws.root().to_path_buf());
+            let digest = Sha256::digest(root.to_string_lossy().as_bytes());
+            let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+            let shared = PathBuf::from(shared);
+            let shared = if shared.is_absolute() { shared } else { ws.root().join(shared) };
+            shared.join(name).join(short)
+        }
+        None => ws.root().join("target").join(name).join("target"),
+    }
 }
 
 /// `notebooks/examples/tour.ipynb` -> `examples-tour`.
