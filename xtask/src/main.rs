@@ -166,6 +166,9 @@ struct RunArgs {
     /// Seconds one notebook may run before it is stopped (at least 1).
     #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// Bytes of text one cell may print (to stdout and to stderr each); the rest is dropped with a note.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    max_output: u64,
 }
 
 impl RunArgs {
@@ -173,6 +176,7 @@ impl RunArgs {
         let mut options = runner::Options {
             check: self.check,
             timeout: Duration::from_secs(self.timeout),
+            max_output: usize::try_from(self.max_output).unwrap_or(usize::MAX),
             quiet,
             ..runner::Options::default()
         };

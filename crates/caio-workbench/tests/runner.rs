@@ -174,3 +174,33 @@ fn timeouts_stop_runaway_notebooks() {
         "notebooks/panic.ipynb: cell 1 (id panic-0): did not finish within 1s; the runner stopped it (raise --timeout if it needs longer)"
     );
 }
+
+#[test]
+fn a_cell_that_prints_without_end_is_cut_and_stopped_promptly() {
+    let (dir, ws) = runner_workspace();
+    // Prints as fast as it can, forever: megabytes a second.
+    let notebook = read(&ws, "notebooks/panic.ipynb")
+        .replace("println!(\\\"first\\\");", "loop { println!(\\\"{}\\\", \\\"spam \\\".repeat(200)); }");
+    std::fs::write(ws.path("notebooks/panic.ipynb"), notebook).unwrap();
+    let options = Options { timeout: std::time::Duration::from_secs(2), max_output: 10_000, ..options(&dir) };
+    let started = std::time::Instant::now();
+    let message = run(&ws, &dir, &["panic.ipynb"], Some(options)).unwrap_err();
+    // Building the notebook program is not part of the limit; running is.
+    assert!(started.elapsed() < std::time::Duration::from_secs(120), "took {:?}", started.elapsed());
+    assert!(message.contains("did not finish within 2s"), "{message}");
+}
+
+#[test]
+fn long_output_is_cut_with_a_visible_note() {
+    let (dir, ws) = runner_workspace();
+    let notebook = read(&ws, "notebooks/panic.ipynb")
+        .replace("println!(\\\"first\\\");", "for i in 0..10_000 { println!(\\\"line {i}\\\"); }")
+        .replace("let x = v[i];", "let x = v.len() + i;");
+    std::fs::write(ws.path("notebooks/panic.ipynb"), notebook).unwrap();
+    let options = Options { max_output: 1_000, ..options(&dir) };
+    run(&ws, &dir, &["panic.ipynb"], Some(options)).unwrap();
+    let first = serde_json::to_string(&outputs(&ws, "panic.ipynb")[0]).unwrap();
+    assert!(first.contains("line 0"), "{first}");
+    assert!(!first.contains("line 9999"), "the rest is dropped");
+    assert!(first.contains("[output truncated: the cell printed more than 1000 bytes"), "{first}");
+}

@@ -12,6 +12,7 @@
 //! is left untouched and its error is reported at notebook, cell and line.
 //! Cells after a failing cell do not run, because the program stops there.
 
+mod bounded;
 pub mod capture;
 pub mod cargo;
 pub mod program;
@@ -42,6 +43,9 @@ pub struct Options {
     pub jobs: usize,
     /// How long one notebook may run.
     pub timeout: Duration,
+    /// How many bytes of text one cell may print to each of stdout and
+    /// stderr; the rest is dropped, with a note where it was cut.
+    pub max_output: usize,
     /// Where runner crates and their target directory live
     /// (default `target/caio-runner` under the workspace root).
     pub runner_dir: Option<PathBuf>,
@@ -61,6 +65,7 @@ impl Default for Options {
             check: false,
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             timeout: Duration::from_secs(600),
+            max_output: 1 << 20,
             runner_dir: None,
             target_dir: None,
             quiet: false,
@@ -292,9 +297,14 @@ fn write_workspace(ws: &Workspace, runner_dir: &Path, slugs: &[String]) -> Resul
 fn execute(p: &Prepared, executable: &Path, options: &Options) -> Result<Outcome> {
     let started = Instant::now();
     let env = options.env.get(&p.file.rel).map(Vec::as_slice).unwrap_or_default();
-    let (status, stdout, stderr) =
-        run_with_timeout(executable, p.file.path.parent().unwrap_or(Path::new(".")), env, options.timeout)
-            .map_err(|e| Error::io(&p.file.rel, "run the program of", e))?;
+    let (status, stdout, stderr) = run_with_timeout(
+        executable,
+        p.file.path.parent().unwrap_or(Path::new(".")),
+        env,
+        options.timeout,
+        options.max_output,
+    )
+    .map_err(|e| Error::io(&p.file.rel, "run the program of", e))?;
     let elapsed = started.elapsed();
     let runs = capture::split_by_cell(&stdout, &stderr);
     let path = p.file.rel.clone();
@@ -353,6 +363,7 @@ fn run_with_timeout(
     dir: &Path,
     env: &[(String, String)],
     timeout: Duration,
+    max_output: usize,
 ) -> std::io::Result<(Option<i32>, String, String)> {
     let mut child = Command::new(executable)
         .current_dir(dir)
@@ -361,13 +372,7 @@ fn run_with_timeout(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    let reader = |mut stream: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = stream.read_to_end(&mut bytes);
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    };
+    let reader = |stream: Box<dyn Read + Send>| std::thread::spawn(move || bounded::read_bounded(stream, max_output));
     let stdout = reader(Box::new(child.stdout.take().expect("stdout is piped")));
     let stderr = reader(Box::new(child.stderr.take().expect("stderr is piped")));
     let deadline = Instant::now() + timeout;
