@@ -149,7 +149,10 @@ pub fn run(ws: &Workspace, notebooks: &[NotebookFile], options: &Options) -> Res
         } else {
             errors.push(Error::File {
                 path: p.file.rel.clone(),
-                message: format!("cargo did not build its runner crate:\n{}", built.cargo_stderr.trim_end()),
+                message: format!(
+                    "cargo did not build its runner crate and gave no diagnostic for it (rustc may have crashed or run out of memory; other notebooks are not affected):\n{}",
+                    cargo_lines_about(&built.cargo_stderr, &slug(&p.file.rel))
+                ),
             });
         }
     }
@@ -260,6 +263,25 @@ pub fn build_dir(ws: &Workspace, name: &str) -> PathBuf {
         }
         None => ws.root().join("target").join(name).join("target"),
     }
+}
+
+/// The lines of cargo's stderr about one runner crate (at most eight, each
+/// cut to 200 characters): a compiler crash prints pages of backtrace that
+/// say nothing to a notebook author.
+fn cargo_lines_about(stderr: &str, slug: &str) -> String {
+    let lines: Vec<String> = stderr
+        .lines()
+        .filter(|l| l.contains(slug) || l.trim_start().starts_with("error"))
+        .take(8)
+        .map(|l| {
+            if l.chars().count() > 200 {
+                format!("{}...", l.chars().take(200).collect::<String>())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    if lines.is_empty() { "(cargo printed nothing about it)".to_string() } else { lines.join("\n") }
 }
 
 /// `notebooks/examples/tour.ipynb` -> `examples-tour`.
@@ -388,4 +410,23 @@ fn run_with_timeout(
         std::thread::sleep(Duration::from_millis(10));
     };
     Ok((status, stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compiler_crash_is_told_in_a_few_lines() {
+        let backtrace: String = (0..500).map(|i| format!("  {i}: 0x7f00 - llvm::SelectionDAG::Combine\n")).collect();
+        let stderr = format!(
+            "   Compiling nb-verify-big v0.0.0\n{backtrace}error: could not compile `nb-verify-big` (bin \"nb-verify-big\")\nCaused by:\n  process didn't exit successfully: `rustc ...` (signal: 11, SIGSEGV: invalid memory reference)\n{}\n",
+            "x".repeat(1000)
+        );
+        let told = cargo_lines_about(&stderr, "verify-big");
+        assert_eq!(told.lines().count(), 2, "{told}");
+        assert!(told.contains("could not compile `nb-verify-big`"));
+        assert!(!told.contains("SelectionDAG"));
+        assert_eq!(cargo_lines_about("", "x"), "(cargo printed nothing about it)");
+    }
 }
