@@ -121,6 +121,16 @@ enum Command {
         #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
     },
+    /// Fuzz the notebook reader, directive parser, contract/request/policy files and tokens for N minutes.
+    ///
+    /// Rounds of 5,000 generated cases per property, each round with a new seed; prints
+    /// executions per second. A failing case is saved in tests/fixtures/fuzz/ and replayed by
+    /// every later run, `cargo test` included.
+    Fuzz {
+        /// How long to fuzz (at least one round runs).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        minutes: u64,
+    },
     /// Install or remove the git hooks (pre-commit: check; pre-push: validate).
     Hooks {
         #[command(subcommand)]
@@ -372,6 +382,27 @@ fn execute(cli: &Cli) -> Result<()> {
             if killed < report.outcomes.len() {
                 anyhow::bail!("{} mutants survived: the evidence does not notice them", report.outcomes.len() - killed);
             }
+        }
+        Command::Fuzz { minutes } => {
+            let started = Instant::now();
+            let rounds = caio_workbench::fuzz::run(&ws, Duration::from_secs(minutes * 60), |round| {
+                if !cli.quiet {
+                    println!(
+                        "round {}: {} cases in {:.1}s ({:.0} per second)",
+                        round.seed,
+                        round.cases,
+                        round.elapsed.as_secs_f64(),
+                        round.cases as f64 / round.elapsed.as_secs_f64().max(1e-9)
+                    );
+                }
+            })?;
+            let cases: u64 = rounds.iter().map(|r| r.cases).sum();
+            let elapsed = started.elapsed().as_secs_f64();
+            println!(
+                "fuzz: {} rounds, {cases} cases, no failure, {elapsed:.0}s ({:.0} cases per second, build included)",
+                rounds.len(),
+                cases as f64 / elapsed.max(1e-9)
+            );
         }
         Command::Validate { run, branch } => validate(&ws, run, branch.as_deref(), cli.quiet)?,
         Command::Hooks { action } => {

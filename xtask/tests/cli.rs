@@ -47,6 +47,7 @@ fn every_command_has_help() {
         "hooks",
         "new-invariant",
         "mutants",
+        "fuzz",
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args([command, "--help"]).output().unwrap();
         assert!(output.status.success(), "{command} --help failed");

@@ -16,6 +16,7 @@ pub mod clean;
 pub mod error;
 pub mod extract;
 pub mod fsutil;
+pub mod fuzz;
 pub mod gate;
 pub mod hooks;
 pub mod mutants;
