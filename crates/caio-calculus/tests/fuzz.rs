@@ -12,50 +12,12 @@ use caio_calculus::request::parse_request;
 use caio_calculus::rules::parse_policy;
 use caio_calculus::security::authenticate;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 
-fn runner(name: &'static str) -> TestRunner {
-    let cases = std::env::var("CAIO_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
-    let seed: u64 = std::env::var("CAIO_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    bytes[8..16].copy_from_slice(&(name.len() as u64).to_le_bytes());
-    let config = Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(Box::leak(
-            format!("../../tests/fixtures/fuzz/{name}.txt").into_boxed_str(),
-        )))),
-        ..Config::default()
-    };
-    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
-}
+#[path = "../../../tests/support/fuzz.rs"]
+mod fuzz_support;
+use fuzz_support::{mutated, runner};
 
-/// Byte-level mutations of a valid text: cut a range, insert a string,
-/// repeat a range.
-fn mutated(valid: String) -> impl Strategy<Value = String> {
-    let len = valid.len();
-    (0..len, 0..len, any::<String>(), 0u8..3).prop_map(move |(a, b, insert, kind)| {
-        let (start, end) = (a.min(b), a.max(b));
-        let bytes = valid.as_bytes();
-        let mut out: Vec<u8> = Vec::new();
-        match kind {
-            0 => {
-                out.extend_from_slice(&bytes[..start]);
-                out.extend_from_slice(&bytes[end..]);
-            }
-            1 => {
-                out.extend_from_slice(&bytes[..start]);
-                out.extend_from_slice(insert.as_bytes());
-                out.extend_from_slice(&bytes[start..]);
-            }
-            _ => {
-                out.extend_from_slice(&bytes[..end]);
-                out.extend_from_slice(&bytes[start..]);
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    })
-}
+
 
 fn example(path: &str) -> String {
     std::fs::read_to_string(format!("{}/../../examples/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
