@@ -346,13 +346,23 @@ fn artifact(invariant: &str, digest: String, outcomes: &[Outcome]) -> Artifact {
 /// notebook (their code, invariants, crate sources, lock file), the code
 /// cells of the notebooks the mutants edit, and the mutants themselves.
 pub fn inputs_digest(ws: &Workspace, invariants: &[LoadedInvariant]) -> Result<String> {
+    let mut notebook_digests = BTreeMap::new();
+    for (notebook, verified) in verify::notebooks(invariants) {
+        notebook_digests.insert(notebook.clone(), verify::inputs_digest(ws, &notebook, &verified)?);
+    }
+    digest_from(ws, &notebook_digests)
+}
+
+/// [`inputs_digest`] from the verification notebooks' digests, for a
+/// caller that has computed them already (the scorecard).
+pub fn digest_from(ws: &Workspace, notebook_digests: &BTreeMap<String, String>) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut section = |label: &str, bytes: &[u8]| {
         hasher.update(format!("\n--- {label} {}\n", bytes.len()).as_bytes());
         hasher.update(bytes);
     };
-    for (notebook, verified) in verify::notebooks(invariants) {
-        section(&notebook, verify::inputs_digest(ws, &notebook, &verified)?.as_bytes());
+    for (notebook, digest) in notebook_digests {
+        section(notebook, digest.as_bytes());
     }
     // The mutant files as they are, valid or not: a digest must not fail
     // because a mutant no longer applies (the score is then simply stale).

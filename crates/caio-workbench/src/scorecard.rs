@@ -191,7 +191,8 @@ pub fn compute(ws: &Workspace) -> Result<Scorecard> {
         digests.insert(notebook.clone(), verify::inputs_digest(ws, &notebook, &verified)?);
     }
     if invariants.iter().any(|i| i.invariant.notebook == mutants::MUTANTS_DIR) {
-        digests.insert(mutants::MUTANTS_DIR.to_string(), mutants::inputs_digest(ws, &invariants)?);
+        let score_digest = mutants::digest_from(ws, &digests)?;
+        digests.insert(mutants::MUTANTS_DIR.to_string(), score_digest);
     }
     let mut results = Vec::new();
     for loaded in &invariants {
