@@ -27,7 +27,7 @@ pub fn establishes(evidence: &Evidence) -> bool {
         Evidence::Latency { offered_max, limit } => matches!(offered_max, Some(m) if m <= limit),
         Evidence::Locality { locality, allowed } => allowed.contains(locality),
         Evidence::Constraint { value, limit, .. } => value <= limit,
-        Evidence::Rules { rules, request, service } => {
+        Evidence::Rules { rules, request, service, .. } => {
             rules.iter().all(|(_, when, require)| rule_holds(when, require, request, service))
         }
         // The signature itself needs the token, which a proof never holds:
