@@ -156,7 +156,7 @@ proptest! {
     ) {
         let mut chain: Vec<Trace> = Vec::new();
         for i in 0..length {
-            let next = append(chain.last(), serde_json::json!({"decision": i, "selected": format!("svc-{i}")}));
+            let next = append(chain.last(), serde_json::json!({"decision": i, "selected": format!("svc-{i}")})).unwrap();
             chain.push(next);
         }
         prop_assert!(verify_chain(&chain).is_ok());

@@ -162,8 +162,8 @@ pub fn total(
         + w.resonance * field.2
         + w.intent * intent
         + w.margin * margin(contract, request)
-        - w.cost * price(contract, request.estimated_tokens) / config.cost_scale.max(1e-12)
-        - w.latency * latency_ms / latency_scale
+        - w.cost * (price(contract, request.estimated_tokens) / config.cost_scale.max(1e-12)).min(1e12)
+        - w.latency * (latency_ms / latency_scale).min(1e12)
         - w.risk * risk;
     value.is_finite().then_some(value)
 }
