@@ -4,6 +4,7 @@
 //! | directive | meaning |
 //! |---|---|
 //! | `//| default_exp <crate>` or `<crate>::<module>` | once per notebook: where exported cells go (the crate root or one module) |
+//! | `//| cfg <predicate>` | beside `default_exp`: the module is compiled only when the predicate holds (`#[cfg(<predicate>)]` on its declaration), such as `any(test, feature = "examples")` |
 //! | `//| export` | the cell's items go to the module, public as written |
 //! | `//| exporti` | the same, for items that are internal to the crate |
 //! | `//| test [name]` | the cell becomes a `#[test]` function in the module's `tests` |
@@ -18,7 +19,7 @@
 use std::fmt;
 
 /// All directive names, in the order they are documented.
-pub const KNOWN: &[&str] = &["default_exp", "export", "exporti", "test", "hide", "eval"];
+pub const KNOWN: &[&str] = &["default_exp", "cfg", "export", "exporti", "test", "hide", "eval"];
 
 /// The prefix that marks a directive line.
 pub const PREFIX: &str = "//|";
@@ -55,6 +56,8 @@ pub enum Export {
 pub struct Directives {
     /// `//| default_exp ...`
     pub default_exp: Option<ExportTarget>,
+    /// `//| cfg <predicate>`: the predicate, as written.
+    pub cfg: Option<String>,
     /// `//| export` or `//| exporti`
     pub export: Option<Export>,
     /// `//| test [name]`: `Some(None)` without a name.
@@ -69,7 +72,7 @@ pub struct Directives {
 
 impl Default for Directives {
     fn default() -> Self {
-        Directives { default_exp: None, export: None, test: None, hide: false, eval: true, block_lines: 0 }
+        Directives { default_exp: None, cfg: None, export: None, test: None, hide: false, eval: true, block_lines: 0 }
     }
 }
 
@@ -148,6 +151,15 @@ fn apply(directives: &mut Directives, body: &str) -> Result<(), String> {
             }
             directives.default_exp = Some(parse_target(argument)?);
         }
+        "cfg" => {
+            if directives.cfg.is_some() {
+                return Err(duplicate());
+            }
+            if argument.is_empty() {
+                return Err(format!("`cfg` needs a predicate, as in `{PREFIX} cfg feature = \"examples\"`"));
+            }
+            directives.cfg = Some(argument.to_owned());
+        }
         "export" | "exporti" => {
             no_argument(argument)?;
             if directives.export.is_some() {
@@ -208,6 +220,9 @@ fn check_combination(d: &Directives) -> Result<(), DirectiveError> {
     let at = |message: &str| DirectiveError { line: 1, message: message.to_owned() };
     if d.export.is_some() && d.test.is_some() {
         return Err(at("a cell is either exported or a test, not both; split it into two cells"));
+    }
+    if d.cfg.is_some() && d.default_exp.is_none() {
+        return Err(at("`cfg` says when the module is compiled, so it belongs in the cell with `default_exp`; move it there"));
     }
     if d.hide && d.export.is_none() {
         return Err(at(
@@ -280,6 +295,12 @@ mod tests {
     }
 
     #[test]
+    fn cfg_goes_with_default_exp() {
+        let directives = ok("//| default_exp a::examples\n//| cfg: any(test, feature = \"examples\")");
+        assert_eq!(directives.cfg.as_deref(), Some("any(test, feature = \"examples\")"));
+    }
+
+    #[test]
     fn block_covers_directives_and_blank_lines_only() {
         assert_eq!(ok("\n//| export\n\nfn f() {}\n").block_lines, 2);
         assert_eq!(ok("fn f() {}\n// | not a directive").block_lines, 0);
@@ -289,7 +310,7 @@ mod tests {
     fn unknown_directive_suggests_the_closest() {
         assert_eq!(err("//| exprt"), "line 1: unknown directive `exprt`; did you mean `export`?");
         assert_eq!(err("//| defualt_exp x"), "line 1: unknown directive `defualt_exp`; did you mean `default_exp`?");
-        assert!(err("//| frobnicate").contains("known directives are default_exp, export"));
+        assert!(err("//| frobnicate").contains("known directives are default_exp, cfg, export"));
     }
 
     #[test]
@@ -312,5 +333,8 @@ mod tests {
         assert!(err("//| export\n//| test").contains("either exported or a test"));
         assert!(err("//| hide\nlet x = 1;").contains("applies to exported cells"));
         assert!(err("//|").contains("empty directive"));
+        assert!(err("//| cfg").contains("needs a predicate"));
+        assert!(err("//| export\n//| cfg test").contains("belongs in the cell with `default_exp`"));
+        assert!(err("//| default_exp a::b\n//| cfg test\n//| cfg test").contains("given twice"));
     }
 }

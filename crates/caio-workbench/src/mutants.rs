@@ -228,7 +228,12 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
     for mutant in &mutants {
         progress.message(&mutant.name);
         let started = Instant::now();
-        match judge(ws, &scratch, mutant, &runner_options) {
+        // The scratch copy's own notebook, taken before the mutant is
+        // applied: restoring from the working tree would carry edits made
+        // there during the run into the next mutants.
+        let pristine = std::fs::read(scratch.path(&mutant.notebook))
+            .map_err(|e| Error::io(&mutant.notebook, "read the scratch copy of", e))?;
+        match judge(&scratch, mutant, &runner_options) {
             Ok(red) => {
                 let killed = mutant.kills.iter().any(|k| red.contains(k));
                 let status = if killed {
@@ -252,7 +257,7 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
             }
         }
         // Restore the pristine notebook for the next mutant.
-        std::fs::copy(ws.path(&mutant.notebook), scratch.path(&mutant.notebook))
+        std::fs::write(scratch.path(&mutant.notebook), &pristine)
             .map_err(|e| Error::io(&mutant.notebook, "restore", e))?;
     }
     progress.finish();
@@ -277,13 +282,9 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
 
 /// Applies one mutant in the scratch workspace, verifies, and returns the
 /// invariants that are not `pass`.
-fn judge(
-    ws: &Workspace,
-    scratch: &Workspace,
-    mutant: &Mutant,
-    runner_options: &runner::Options,
-) -> Result<Vec<String>> {
-    let file = NotebookFile::at(ws, &mutant.notebook);
+fn judge(scratch: &Workspace, mutant: &Mutant, runner_options: &runner::Options) -> Result<Vec<String>> {
+    // The scratch copy's notebook: what the digest of the run describes.
+    let file = NotebookFile::at(scratch, &mutant.notebook);
     let mut notebook = file.load()?;
     mutant.apply(&mut notebook).map_err(|message| Error::File { path: mutant.notebook.clone(), message })?;
     fsutil::write_atomic(&scratch.path(&mutant.notebook), notebook.to_json().as_bytes())?;

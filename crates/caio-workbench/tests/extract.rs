@@ -229,3 +229,22 @@ fn notebook_problems_name_notebook_cell_and_line() {
         "notebooks/index.ipynb: kernel `python3` (language `python`) is not the Rust evcxr kernel; select the Rust kernel of evcxr_jupyter, or set metadata.kernelspec to {\"display_name\": \"Rust\", \"language\": \"rust\", \"name\": \"rust\"}",
     );
 }
+
+#[test]
+fn a_cfg_directive_gates_the_module_declaration() {
+    let (_dir, ws) = workspace("workspace");
+    edit_cell(&ws, "notebooks/shapes.ipynb", "shapes-1", "//| default_exp demo::shapes", "//| default_exp demo::shapes\n//| cfg any(test, feature = \"shapes\")");
+    extract(&ws);
+    assert!(
+        read(&ws, LIB).contains("#[cfg(any(test, feature = \"shapes\"))]\n#[rustfmt::skip]\npub mod shapes;\n"),
+        "{}",
+        read(&ws, LIB)
+    );
+    assert_eq!(check(&ws), Ok(()));
+    let (_dir, ws) = workspace("workspace");
+    edit_cell(&ws, "notebooks/shapes.ipynb", "shapes-1", "//| default_exp demo::shapes", "//| default_exp demo::shapes\n//| cfg feature = ");
+    assert_eq!(
+        extract::run(&ws, Options::default()).unwrap_err().to_string(),
+        "notebooks/shapes.ipynb: cell 2 (id shapes-1): `cfg feature =` is not a cfg predicate; write one as in `#[cfg(...)]`, such as `feature = \"examples\"`"
+    );
+}

@@ -95,7 +95,10 @@ pub fn plan(ws: &Workspace) -> Result<Plan> {
                 });
             }
         }
-        let submodules: Vec<String> = targets.keys().flatten().map(|m| m.to_string()).collect();
+        let submodules: Vec<Submodule> = targets
+            .iter()
+            .filter_map(|(name, module)| name.map(|name| Submodule { name: name.to_string(), cfg: module.cfg.clone() }))
+            .collect();
         if !targets.contains_key(&None) {
             errors.push(Error::File {
                 path: format!("{crate_dir}/src/lib.rs"),
@@ -110,7 +113,7 @@ pub fn plan(ws: &Workspace) -> Result<Plan> {
                 Some(name) => format!("{crate_dir}/src/{name}.rs"),
                 None => format!("{crate_dir}/src/lib.rs"),
             };
-            let declared: &[String] = if module_name.is_none() { &submodules } else { &[] };
+            let declared: &[Submodule] = if module_name.is_none() { &submodules } else { &[] };
             match render_module(module, crate_name, declared) {
                 Ok(content) => files.push(GeneratedFile { path, notebook: module.notebook.clone(), content }),
                 Err(e) => errors.push(e),
@@ -122,8 +125,17 @@ pub fn plan(ws: &Workspace) -> Result<Plan> {
     Ok(Plan { modules, files })
 }
 
+/// A module the crate root declares, and when it is compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submodule {
+    /// Its name.
+    pub name: String,
+    /// `//| cfg` of its notebook.
+    pub cfg: Option<String>,
+}
+
 /// The full text of the generated file for one module.
-pub fn render_module(module: &ModuleSource, crate_name: &str, submodules: &[String]) -> Result<String> {
+pub fn render_module(module: &ModuleSource, crate_name: &str, submodules: &[Submodule]) -> Result<String> {
     let mut rendered = Vec::new();
     let mut errors = Vec::new();
     for (i, cell) in module.cells.iter().enumerate() {

@@ -223,13 +223,16 @@ pub fn doc_comment(markdown: &str) -> String {
 
 /// The body of a generated file (everything below the header): docs,
 /// module declarations (for a crate root), item regions, test regions.
-pub fn render_body(module: &ModuleSource, rendered: &[(usize, String)], submodules: &[String]) -> String {
+pub fn render_body(module: &ModuleSource, rendered: &[(usize, String)], submodules: &[super::Submodule]) -> String {
     let mut out = doc_comment(&module.doc);
     if !submodules.is_empty() {
         out.push('\n');
-        for name in submodules {
+        for submodule in submodules {
+            if let Some(predicate) = &submodule.cfg {
+                out.push_str(&format!("#[cfg({predicate})]\n"));
+            }
             // Generated modules are formatted by prettyplease and kept as written.
-            out.push_str(&format!("#[rustfmt::skip]\npub mod {name};\n"));
+            out.push_str(&format!("#[rustfmt::skip]\npub mod {};\n", submodule.name));
         }
     }
     let region =

@@ -17,6 +17,8 @@ pub struct ModuleSource {
     pub notebook: String,
     /// Where its cells go.
     pub target: ExportTarget,
+    /// `//| cfg`: when the module is compiled (`None`: always).
+    pub cfg: Option<String>,
     /// The module documentation: the notebook's first markdown cell.
     pub doc: String,
     /// Exported and test cells, in notebook order.
@@ -70,6 +72,7 @@ pub fn read(rel: &str, notebook: &Notebook) -> Result<Option<ModuleSource>> {
         Error::Cell { path: rel.to_owned(), cell, message }
     };
     let mut target: Option<(usize, ExportTarget)> = None;
+    let mut cfg: Option<String> = None;
     let mut cells = Vec::new();
     let mut doc = None;
     let mut seen_ids: BTreeMap<&str, usize> = BTreeMap::new();
@@ -114,6 +117,16 @@ pub fn read(rel: &str, notebook: &Notebook) -> Result<Option<ModuleSource>> {
                 ));
             } else {
                 target = Some((index, exp));
+                cfg = parsed.cfg.clone();
+                if let Some(predicate) = &cfg
+                    && syn::parse_str::<syn::Meta>(predicate).is_err()
+                {
+                    errors.push(cell_error(
+                        index,
+                        None,
+                        format!("`cfg {predicate}` is not a cfg predicate; write one as in `#[cfg(...)]`, such as `feature = \"examples\"`"),
+                    ));
+                }
             }
         }
         let kind = match (&parsed.export, &parsed.test) {
@@ -165,7 +178,7 @@ pub fn read(rel: &str, notebook: &Notebook) -> Result<Option<ModuleSource>> {
         path: rel.to_owned(),
         message: "no markdown cell to document the module; add one at the top saying what the module is for and what it must never do".into(),
     })?;
-    Ok(Some(ModuleSource { notebook: rel.to_owned(), target, doc, cells }))
+    Ok(Some(ModuleSource { notebook: rel.to_owned(), target, cfg, doc, cells }))
 }
 
 /// `cell_<id>` with the id made into an identifier.
