@@ -152,3 +152,27 @@ fn the_oracle_uses_only_the_calculus_data_types() {
         found.join("\n")
     );
 }
+
+/// The shell depends on the core, never the reverse: the calculus's
+/// manifest names none of the runtime crates.
+#[test]
+fn the_core_does_not_depend_on_the_shell() {
+    let manifest = std::fs::read_to_string(root().join("crates/caio-calculus/Cargo.toml")).unwrap();
+    for shell in ["caio-store", "caio-server", "\"caio\"", "tokio", "axum", "rusqlite", "reqwest"] {
+        assert!(!manifest.contains(shell), "crates/caio-calculus/Cargo.toml depends on `{shell}`: the core must not depend on the shell");
+    }
+}
+
+/// The test keys and synthetic generators stay out of the runtime: the
+/// `examples` module is compiled only for tests and with the `examples`
+/// feature, which no runtime crate enables outside its dev-dependencies.
+#[test]
+fn the_runtime_never_carries_the_example_keys() {
+    let lib = std::fs::read_to_string(root().join("crates/caio-calculus/src/lib.rs")).unwrap();
+    assert!(lib.contains("#[cfg(any(test, feature = \"examples\"))]\n#[rustfmt::skip]\npub mod examples;"), "the examples module must be gated");
+    for runtime in ["crates/caio/Cargo.toml", "crates/caio-server/Cargo.toml", "crates/caio-store/Cargo.toml"] {
+        let manifest = std::fs::read_to_string(root().join(runtime)).unwrap();
+        let dependencies = manifest.split("[dev-dependencies]").next().unwrap();
+        assert!(!dependencies.contains("examples"), "{runtime} enables the examples feature outside its dev-dependencies");
+    }
+}

@@ -1,0 +1,152 @@
+//! The registry: `GET/POST /v1/services`, `GET /v1/services/{id}` with its
+//! versions, and `DELETE /v1/services/{id}`, which deprecates (the versions
+//! stay for the audit trail). Changes need the admin permission and take a
+//! new routing snapshot.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use caio_calculus::contract::{Format, parse_contracts, quoted};
+use caio_store::ServiceRecord;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::api::{blocking, body_error, text};
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A service in the registry listing.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ServiceSummary {
+    /// The service id.
+    pub id: String,
+    /// The version routing uses.
+    pub active_version: String,
+    /// Every registered version, oldest first.
+    pub versions: Vec<String>,
+    /// What the active version offers.
+    pub capabilities: Vec<String>,
+    /// When it was deprecated (then routing does not use it).
+    pub deprecated_at: Option<u64>,
+}
+
+/// One version of a contract.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VersionView {
+    /// Its version.
+    pub version: String,
+    /// Hex SHA-256 of its canonical form.
+    pub digest: String,
+    /// When it was registered.
+    pub registered_at: u64,
+    /// The contract.
+    #[schemars(with = "serde_json::Value")]
+    pub contract: caio_calculus::contract::Contract,
+}
+
+/// A service with every version.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ServiceView {
+    /// The service id.
+    pub id: String,
+    /// When it was deprecated.
+    pub deprecated_at: Option<u64>,
+    /// Every version, oldest first; the last is active.
+    pub versions: Vec<VersionView>,
+}
+
+fn summary(record: &ServiceRecord) -> ServiceSummary {
+    let active = record.active();
+    ServiceSummary {
+        id: record.id.clone(),
+        active_version: active.map(|v| v.version.clone()).unwrap_or_default(),
+        versions: record.versions.iter().map(|v| v.version.clone()).collect(),
+        capabilities: active.map(|v| v.contract.capabilities.iter().cloned().collect()).unwrap_or_default(),
+        deprecated_at: record.deprecated_at,
+    }
+}
+
+fn view(record: ServiceRecord) -> ServiceView {
+    ServiceView {
+        id: record.id,
+        deprecated_at: record.deprecated_at,
+        versions: record
+            .versions
+            .into_iter()
+            .map(|v| VersionView {
+                version: v.version,
+                digest: v.digest,
+                registered_at: v.registered_at,
+                contract: v.contract,
+            })
+            .collect(),
+    }
+}
+
+/// Lists the services.
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<ServiceSummary>>, ApiError> {
+    auth::caller(&state, auth::bearer(&headers)?.as_deref())?;
+    let services = blocking(&state, "services", |store| store.services()).await?;
+    Ok(Json(services.iter().map(summary).collect()))
+}
+
+/// One service with its versions.
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ServiceView>, ApiError> {
+    auth::caller(&state, auth::bearer(&headers)?.as_deref())?;
+    let lookup = id.clone();
+    let record = blocking(&state, "service", move |store| store.service(&lookup)).await?;
+    record.map(view).map(Json).ok_or_else(|| ApiError::not_found(format!("no service `{}` is registered", quoted(&id))))
+}
+
+/// Registers a new version of a contract, sent as JSON or (with
+/// `Content-Type: application/yaml`) YAML.
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ServiceView>), ApiError> {
+    auth::with_permission(&state, &headers, &state.0.config.admin_permission.clone())?;
+    let body = body.map_err(|e| body_error(e, state.0.config.limits.body_bytes))?;
+    let yaml = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("yaml"));
+    let format = if yaml { Format::Yaml } else { Format::Json };
+    let mut contracts = parse_contracts(text(&body)?, format).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_contract", format!("the contract: {e}"))
+            .with_details(serde_json::json!({"path": e.path}))
+    })?;
+    if contracts.len() != 1 {
+        return Err(ApiError::invalid(format!("send one contract per request, not {}", contracts.len())));
+    }
+    let contract = contracts.remove(0);
+    let at = state.now();
+    let record = blocking(&state, "register", move |store| store.register(contract, at)).await?;
+    refresh(&state).await?;
+    Ok((StatusCode::CREATED, Json(view(record))))
+}
+
+/// Deprecates a service.
+pub async fn deprecate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ServiceView>, ApiError> {
+    auth::with_permission(&state, &headers, &state.0.config.admin_permission.clone())?;
+    let at = state.now();
+    let record = blocking(&state, "deprecate", move |store| store.deprecate(&id, at)).await?;
+    refresh(&state).await?;
+    Ok(Json(view(record)))
+}
+
+async fn refresh(state: &AppState) -> Result<(), ApiError> {
+    let refreshed = state.clone();
+    tokio::task::spawn_blocking(move || refreshed.refresh())
+        .await
+        .map_err(|e| ApiError::internal(format!("the routing snapshot was not rebuilt: {e}")))?
+        .map_err(ApiError::store)
+}

@@ -1,0 +1,75 @@
+//! # caio-server
+//!
+//! The caio router as an HTTP service (axum on tokio): routes requests with
+//! the generated calculus, keeps the registry and the trace log in a
+//! [`caio_store::Store`], and guards them with JWT authentication, admin
+//! and audit permissions, body and rate limits, timeouts, metrics and
+//! W3C trace context. [`app`] builds the routes from a state, so tests drive
+//! it in-process or over a real socket; [`serve`] runs it until shutdown,
+//! draining requests in flight.
+//!
+//! This crate is the imperative shell: it must never decide a route itself
+//! (the calculus does), and it sends nothing anywhere but its answers.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
+pub mod state;
+pub mod telemetry;
+
+use std::future::Future;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+
+pub use error::ApiError;
+pub use state::{AppState, Clock, Limits, ServerConfig, system_clock};
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; the API is described at GET /openapi.json")
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(openapi::document())
+}
+
+/// The application: every endpoint, with its middleware.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.0.config.limits.body_bytes;
+    Router::new()
+        .route("/v1/route", post(api::route::route))
+        .route("/v1/services", get(api::services::list).post(api::services::register))
+        .route("/v1/services/{id}", get(api::services::show).delete(api::services::deprecate))
+        .route("/v1/traces/verify", get(api::traces::verify))
+        .route("/v1/traces/{seq}", get(api::traces::show))
+        .route("/healthz", get(api::health::healthz))
+        .route("/readyz", get(api::health::readyz))
+        .route("/metrics", get(api::health::metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see GET /openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), telemetry::observe))
+        .with_state(state)
+}
+
+/// Serves the application on `listener` until `shutdown` completes, then
+/// stops accepting and waits for the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,158 @@
+//! The OpenAPI 3.1 document of the API, generated from the handlers' own
+//! request and response types (their JSON Schemas, by schemars, are
+//! OpenAPI 3.1's dialect), so it cannot drift from what the handlers take
+//! and give. Served at `GET /openapi.json`.
+
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use crate::api::health::Health;
+use crate::api::route::RouteResponse;
+use crate::api::services::{ServiceSummary, ServiceView};
+use crate::api::traces::{TraceView, VerifyReport};
+use crate::error::ErrorBody;
+
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Open,
+    /// Any authenticated caller.
+    Caller,
+    /// Callers with the admin permission.
+    Admin,
+    /// Callers with the audit or admin permission.
+    Auditor,
+}
+
+/// One operation of the API.
+pub struct Operation {
+    /// The HTTP method, lowercase.
+    pub method: &'static str,
+    /// The path, with `{parameters}`.
+    pub path: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// Every operation `app()` serves (a test checks that each one is routed).
+pub const OPERATIONS: &[Operation] = &[
+    Operation {
+        method: "post",
+        path: "/v1/route",
+        summary: "Route a request: the decision, its proofs and its durable trace",
+        access: Access::Caller,
+    },
+    Operation {
+        method: "get",
+        path: "/v1/services",
+        summary: "List the services of the registry",
+        access: Access::Caller,
+    },
+    Operation {
+        method: "post",
+        path: "/v1/services",
+        summary: "Register a new version of a contract (JSON, or YAML with Content-Type: application/yaml)",
+        access: Access::Admin,
+    },
+    Operation {
+        method: "get",
+        path: "/v1/services/{id}",
+        summary: "A service with every version",
+        access: Access::Caller,
+    },
+    Operation {
+        method: "delete",
+        path: "/v1/services/{id}",
+        summary: "Deprecate a service: withdrawn from routing, its versions kept",
+        access: Access::Admin,
+    },
+    Operation { method: "get", path: "/v1/traces/{seq}", summary: "One trace of the log", access: Access::Auditor },
+    Operation {
+        method: "get",
+        path: "/v1/traces/verify",
+        summary: "Verify the hash chain of the log, or of a range (from, to)",
+        access: Access::Auditor,
+    },
+    Operation { method: "get", path: "/healthz", summary: "Liveness", access: Access::Open },
+    Operation { method: "get", path: "/readyz", summary: "Readiness: the store answers", access: Access::Open },
+    Operation { method: "get", path: "/metrics", summary: "Prometheus metrics (text format)", access: Access::Open },
+    Operation { method: "get", path: "/openapi.json", summary: "This document", access: Access::Open },
+];
+
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
+    generator.subschema_for::<T>().to_value()
+}
+
+fn content(schema: Value) -> Value {
+    json!({"application/json": {"schema": schema}})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut generator =
+        SchemaSettings::draft2020_12().with(|s| s.definitions_path = "/components/schemas".into()).into_generator();
+    let error = schema::<ErrorBody>(&mut generator);
+    let request = schema::<caio_calculus::request::Request>(&mut generator);
+    let contract = schema::<caio_calculus::contract::Contract>(&mut generator);
+    let bodies: Vec<(&str, &str, Option<Value>, Value)> = vec![
+        ("post", "/v1/route", Some(request), schema::<RouteResponse>(&mut generator)),
+        ("get", "/v1/services", None, schema::<Vec<ServiceSummary>>(&mut generator)),
+        ("post", "/v1/services", Some(contract), schema::<ServiceView>(&mut generator)),
+        ("get", "/v1/services/{id}", None, schema::<ServiceView>(&mut generator)),
+        ("delete", "/v1/services/{id}", None, schema::<ServiceView>(&mut generator)),
+        ("get", "/v1/traces/{seq}", None, schema::<TraceView>(&mut generator)),
+        ("get", "/v1/traces/verify", None, schema::<VerifyReport>(&mut generator)),
+        ("get", "/healthz", None, json!({"type": "object"})),
+        ("get", "/readyz", None, schema::<Health>(&mut generator)),
+        ("get", "/metrics", None, json!({"type": "string"})),
+        ("get", "/openapi.json", None, json!({"type": "object"})),
+    ];
+    let mut paths: Map<String, Value> = Map::new();
+    for operation in OPERATIONS {
+        let (_, _, body, response) = bodies
+            .iter()
+            .find(|(m, p, _, _)| *m == operation.method && *p == operation.path)
+            .expect("every operation has its types");
+        let status = if operation.method == "post" && operation.path == "/v1/services" { "201" } else { "200" };
+        let mut responses = Map::new();
+        responses.insert(status.into(), json!({"description": "Success", "content": content(response.clone())}));
+        responses.insert(
+            "default".into(),
+            json!({"description": "An error, with a stable code", "content": content(error.clone())}),
+        );
+        let mut entry = json!({
+            "summary": operation.summary,
+            "operationId": format!("{}{}", operation.method, operation.path.replace(['/', '{', '}', '.'], "_")),
+            "responses": responses,
+        });
+        if operation.access != Access::Open {
+            entry["security"] = json!([{"bearer": []}]);
+        }
+        if let Some(body) = body {
+            entry["requestBody"] = json!({"required": true, "content": content(body.clone())});
+        }
+        let parameters: Vec<Value> = operation
+            .path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !parameters.is_empty() {
+            entry["parameters"] = Value::Array(parameters);
+        }
+        paths.entry(operation.path).or_insert_with(|| json!({}))[operation.method] = entry;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "caio", "version": env!("CARGO_PKG_VERSION"), "description": "Routes AI requests to services and proves every decision."},
+        "paths": paths,
+        "components": {
+            "schemas": generator.take_definitions(true),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    })
+}

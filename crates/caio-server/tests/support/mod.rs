@@ -1,0 +1,116 @@
+//! A real server on 127.0.0.1 over a real SQLite file, and tokens for it.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use caio_calculus::contract::{Format, parse_contracts};
+use caio_calculus::route::RouteConfig;
+use caio_calculus::rules::parse_policy;
+use caio_calculus::security::{Audience, Claims, KeyAlgorithm, SigningKey, parse_auth_config, sign};
+use caio_server::{AppState, Limits, ServerConfig};
+use caio_store::{SqliteStore, Store};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The development keys of `examples/auth/dev.yaml`.
+pub fn auth() -> caio_calculus::security::AuthConfig {
+    parse_auth_config(&read("examples/auth/dev.yaml"), Format::Yaml).unwrap()
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Claims of a caller with permissions, valid for an hour.
+pub fn claims(sub: &str, permissions: &[&str]) -> Claims {
+    let auth = auth();
+    Claims {
+        sub: sub.into(),
+        iss: auth.issuer,
+        aud: Audience::One(auth.audience),
+        exp: now() + 3600,
+        nbf: None,
+        permissions: permissions.iter().map(|p| p.to_string()).collect(),
+        trust_level: 1,
+        tenant: "acme".into(),
+    }
+}
+
+/// Signs claims with the development HS256 key, or another secret.
+pub fn sign_with(claims: &Claims, secret: Option<&str>) -> String {
+    let auth = auth();
+    let key = auth.keys.iter().find(|k| k.algorithm == KeyAlgorithm::Hs256).unwrap();
+    let key = SigningKey {
+        kid: key.kid.clone(),
+        algorithm: KeyAlgorithm::Hs256,
+        key: secret.map_or(key.key.clone(), str::to_string),
+    };
+    sign(claims, &key).unwrap()
+}
+
+/// A token of a caller with permissions.
+pub fn token(sub: &str, permissions: &[&str]) -> String {
+    sign_with(&claims(sub, permissions), None)
+}
+
+/// A server on a free port of 127.0.0.1 with the example registry and
+/// policy in a fresh SQLite file; stopped when dropped.
+pub struct Server {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    pub async fn start(limits: Limits) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("caio.db")).unwrap();
+        for entry in std::fs::read_dir(root().join("examples/contracts")).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for contract in parse_contracts(&text, Format::Yaml).unwrap() {
+                store.register(contract, 1).unwrap();
+            }
+        }
+        let policy = parse_policy(&read("examples/policies/default.yaml"), Format::Yaml).unwrap();
+        let mut config = ServerConfig::new(
+            RouteConfig { auth: auth(), score: Default::default(), control: Default::default() },
+            policy,
+        );
+        config.limits = limits;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let state = AppState::new(store, config, caio_server::system_clock()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(caio_server::serve(listener, state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Server { url, dir, state, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops accepting and waits for requests in flight.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// A routing request for chat, as JSON.
+pub fn chat_request(id: &str) -> serde_json::Value {
+    serde_json::json!({"id": id, "capabilities": ["chat"], "sensitivity": "internal", "estimated_tokens": 500})
+}

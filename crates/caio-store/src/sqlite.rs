@@ -1,0 +1,553 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! One writer thread owns the only connection that writes. Appends queue up
+//! while a transaction commits and then go to disk together: one
+//! transaction and one sync for the whole group, each caller answered only
+//! after the commit. Readers use connections of their own, which WAL lets
+//! run beside the writer.
+//!
+//! Durability: `synchronous = FULL` (the default) syncs the WAL on every
+//! commit, so an acknowledged trace survives a power loss; `NORMAL` syncs
+//! only at checkpoints, faster, and a power loss (not a process crash) may
+//! then lose the last commits, never corrupt the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use caio_calculus::contract::Contract;
+use caio_calculus::registry::content_digest;
+use caio_calculus::rules::service_view;
+use caio_calculus::trace::{BrokenLink, GENESIS, Trace, append, canonical, verify_chain};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::migrations::MIGRATIONS;
+use crate::{ChainReport, Pending, ServiceRecord, Store, StoreError, VersionRecord};
+
+/// How the file is synced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every commit is synced: an acknowledged trace survives a power loss.
+    #[default]
+    Full,
+    /// Synced at checkpoints only: survives a crash of the process, and a
+    /// power loss may lose the last commits.
+    Normal,
+}
+
+/// Options of a SQLite store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// The `synchronous` setting.
+    pub synchronous: Synchronous,
+    /// Most appends committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { synchronous: Synchronous::Full, max_batch: 512 }
+    }
+}
+
+type Reply<T> = mpsc::Sender<Result<T, StoreError>>;
+
+enum Command {
+    Append { body: serde_json::Value, reply: tokio::sync::oneshot::Sender<Result<Trace, StoreError>> },
+    Register { contract: Box<Contract>, at: u64, reply: Reply<ServiceRecord> },
+    Deprecate { id: String, at: u64, reply: Reply<ServiceRecord> },
+}
+
+/// A store in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Command>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn database(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + use<> {
+    let location = path.display().to_string();
+    move |e| StoreError::Database { location: location.clone(), message: e.to_string() }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path` with the default options:
+    /// applies missing migrations and verifies the head of the trace log.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens (or creates) the store at `path`.
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let db = database(&path);
+        let mut connection = Connection::open(&path).map_err(&db)?;
+        let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(&db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Database {
+                location: path.display().to_string(),
+                message: format!("cannot use write-ahead logging (journal mode is {mode}); use a local file system"),
+            });
+        }
+        let synchronous = match options.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        connection
+            .execute_batch(&format!("PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"))
+            .map_err(&db)?;
+        migrate(&mut connection, &path)?;
+        let head = verify_head(&connection, &path)?;
+        let (sender, receiver) = mpsc::channel();
+        let max_batch = options.max_batch.max(1);
+        let writer_path = path.clone();
+        let thread = std::thread::Builder::new()
+            .name("caio-store-writer".into())
+            .spawn(move || Writer { connection, path: writer_path, head, max_batch }.run(receiver))
+            .map_err(|e| StoreError::Database { location: path.display().to_string(), message: e.to_string() })?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops the writer after the commands already queued; later writes
+    /// fail with [`StoreError::Closed`]. Dropping the store does the same.
+    pub fn close(&self) {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+
+    fn send(&self, command: Command) -> Result<(), StoreError> {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer.as_ref().ok_or(StoreError::Closed)?.send(command).map_err(|_| StoreError::Closed)
+    }
+
+    fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
+        let (reply, outcome) = mpsc::channel();
+        self.send(make(reply))?;
+        outcome.recv().unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Runs `f` on a read connection from the pool.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let connection = Connection::open_with_flags(&self.path, flags).map_err(database(&self.path))?;
+                connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(database(&self.path))?;
+                connection
+            }
+        };
+        let result = f(&connection);
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if readers.len() < 8 {
+            readers.push(connection);
+        }
+        result
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Applies the migrations the file lacks, in one transaction.
+fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let db = database(path);
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(&db)?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::Database {
+            location: path.display().to_string(),
+            message: format!(
+                "the file has schema version {version}, written by a newer caio; this one knows versions up to {known}"
+            ),
+        });
+    }
+    let transaction = connection.transaction().map_err(&db)?;
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        transaction.execute_batch(migration).map_err(&db)?;
+        transaction.pragma_update(None, "user_version", i as i64 + 1).map_err(&db)?;
+    }
+    transaction.commit().map_err(&db)
+}
+
+fn row_to_trace(seq: i64, prev_hash: String, hash: String, body: &str) -> Result<Trace, StoreError> {
+    let body = serde_json::from_str(body)
+        .map_err(|e| StoreError::Corrupt(format!("trace {seq} has a body that is not JSON: {e}")))?;
+    Ok(Trace { seq: seq as u64, prev_hash, body, hash })
+}
+
+fn load_trace(connection: &Connection, sql: &str, arg: i64, path: &Path) -> Result<Option<Trace>, StoreError> {
+    let row = connection
+        .query_row(sql, [arg], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, String>(3)?))
+        })
+        .optional()
+        .map_err(database(path))?;
+    row.map(|(seq, prev, hash, body)| row_to_trace(seq, prev, hash, &body)).transpose()
+}
+
+const SELECT_TRACE: &str = "SELECT seq, prev_hash, hash, body FROM traces";
+
+fn head_of(connection: &Connection, path: &Path) -> Result<Option<Trace>, StoreError> {
+    load_trace(connection, &format!("{SELECT_TRACE} WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1"), i64::MAX, path)
+}
+
+fn recorded_head(connection: &Connection, path: &Path) -> Result<Option<String>, StoreError> {
+    connection
+        .query_row("SELECT value FROM meta WHERE key = 'head'", [], |row| row.get(0))
+        .optional()
+        .map_err(database(path))
+}
+
+/// Checks the newest link of the log when the store opens: its hash
+/// recomputes, it follows the trace before it, and it is the head the store
+/// recorded. The whole chain is verified on demand ([`Store::verify`]).
+fn verify_head(connection: &Connection, path: &Path) -> Result<Option<Trace>, StoreError> {
+    let head = head_of(connection, path)?;
+    let recorded = recorded_head(connection, path)?;
+    let Some(head) = head else {
+        return match recorded {
+            None => Ok(None),
+            Some(hash) => Err(StoreError::Broken(BrokenLink {
+                index: 0,
+                seq: 0,
+                reason: format!("the log is empty but its recorded head is {hash} (traces were removed)"),
+            })),
+        };
+    };
+    let previous = match head.seq.checked_sub(1) {
+        Some(seq) => load_trace(connection, &format!("{SELECT_TRACE} WHERE seq = ?1"), seq as i64, path)?,
+        None => None,
+    };
+    let window: Vec<Trace> = previous.into_iter().chain([head.clone()]).collect();
+    verify_chain(&window).map_err(StoreError::Broken)?;
+    if head.seq == 0 && head.prev_hash != GENESIS {
+        return Err(StoreError::Broken(BrokenLink {
+            index: 0,
+            seq: 0,
+            reason: "the first trace does not follow GENESIS".into(),
+        }));
+    }
+    if recorded.as_deref() != Some(head.hash.as_str()) {
+        return Err(StoreError::Broken(BrokenLink {
+            index: 0,
+            seq: head.seq,
+            reason: format!(
+                "the newest trace is not the recorded head {} (traces were added or removed behind the store's back)",
+                recorded.unwrap_or_else(|| "(none)".into())
+            ),
+        }));
+    }
+    Ok(Some(head))
+}
+
+/// Reads the service records, in id order; versions in semantic-version order.
+fn read_services(connection: &Connection, only: Option<&str>, path: &Path) -> Result<Vec<ServiceRecord>, StoreError> {
+    let db = database(path);
+    let mut deprecated: BTreeMap<String, u64> = BTreeMap::new();
+    let mut statement = connection.prepare("SELECT id, at FROM deprecations").map_err(&db)?;
+    let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))).map_err(&db)?;
+    for row in rows {
+        let (id, at) = row.map_err(&db)?;
+        deprecated.insert(id, at as u64);
+    }
+    let mut statement = connection
+        .prepare(
+            "SELECT id, version, digest, registered_at, body FROM contracts WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
+        )
+        .map_err(&db)?;
+    let rows = statement
+        .query_map([only], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(&db)?;
+    let mut services: BTreeMap<String, ServiceRecord> = BTreeMap::new();
+    for row in rows {
+        let (id, version, digest, registered_at, body) = row.map_err(&db)?;
+        let contract: Contract = serde_json::from_str(&body)
+            .map_err(|e| StoreError::Corrupt(format!("contract {id}@{version} does not parse: {e}")))?;
+        let record = services.entry(id.clone()).or_insert_with(|| ServiceRecord {
+            deprecated_at: deprecated.get(&id).copied(),
+            id,
+            versions: Vec::new(),
+        });
+        record.versions.push(VersionRecord { version, digest, registered_at: registered_at as u64, contract });
+    }
+    let mut services: Vec<ServiceRecord> = services.into_values().collect();
+    for service in &mut services {
+        service.versions.sort_by_key(|v| semver::Version::parse(&v.version).ok());
+    }
+    Ok(services)
+}
+
+impl Store for SqliteStore {
+    fn register(&self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError> {
+        self.request(|reply| Command::Register { contract: Box::new(contract), at, reply })
+    }
+
+    fn deprecate(&self, id: &str, at: u64) -> Result<ServiceRecord, StoreError> {
+        self.request(|reply| Command::Deprecate { id: id.to_string(), at, reply })
+    }
+
+    fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
+        self.read(|connection| read_services(connection, None, &self.path))
+    }
+
+    fn service(&self, id: &str) -> Result<Option<ServiceRecord>, StoreError> {
+        self.read(|connection| Ok(read_services(connection, Some(id), &self.path)?.pop()))
+    }
+
+    fn append(&self, body: serde_json::Value) -> Pending {
+        let (reply, pending) = tokio::sync::oneshot::channel();
+        match self.send(Command::Append { body, reply }) {
+            Ok(()) => Pending(pending),
+            Err(e) => Pending::ready(Err(e)),
+        }
+    }
+
+    fn trace(&self, seq: u64) -> Result<Option<Trace>, StoreError> {
+        let Ok(seq) = i64::try_from(seq) else { return Ok(None) };
+        self.read(|connection| load_trace(connection, &format!("{SELECT_TRACE} WHERE seq = ?1"), seq, &self.path))
+    }
+
+    fn head(&self) -> Result<Option<Trace>, StoreError> {
+        self.read(|connection| head_of(connection, &self.path))
+    }
+
+    fn verify(&self, from: Option<u64>, to: Option<u64>) -> Result<ChainReport, StoreError> {
+        self.read(|connection| verify_range(connection, from, to, &self.path))
+    }
+}
+
+/// Streams the traces of `from..=to` in windows, each window starting with
+/// the last trace of the one before, so every link is checked.
+fn verify_range(
+    connection: &Connection,
+    from: Option<u64>,
+    to: Option<u64>,
+    path: &Path,
+) -> Result<ChainReport, StoreError> {
+    const WINDOW: usize = 4096;
+    let db = database(path);
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let (low, high) = (from.map_or(0, clamp), to.map_or(i64::MAX, clamp));
+    let recorded = recorded_head(connection, path)?;
+    let head = head_of(connection, path)?;
+    let mut statement =
+        connection.prepare(&format!("{SELECT_TRACE} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")).map_err(&db)?;
+    let mut rows = statement.query(params![low, high]).map_err(&db)?;
+    let mut report = ChainReport { first: None, last: None, checked: 0, anchored: false, head: recorded.clone() };
+    let mut window: Vec<Trace> = Vec::with_capacity(WINDOW + 1);
+    let check = |window: &[Trace]| verify_chain(window).map_err(StoreError::Broken);
+    while let Some(row) = rows.next().map_err(&db)? {
+        let trace = row_to_trace(
+            row.get(0).map_err(&db)?,
+            row.get(1).map_err(&db)?,
+            row.get(2).map_err(&db)?,
+            &row.get::<_, String>(3).map_err(&db)?,
+        )?;
+        if report.first.is_none() {
+            if from.is_none() && (trace.seq != 0 || trace.prev_hash != GENESIS) {
+                return Err(StoreError::Broken(BrokenLink {
+                    index: 0,
+                    seq: trace.seq,
+                    reason: "the log does not start at GENESIS (traces were removed from its start)".into(),
+                }));
+            }
+            report.first = Some(trace.seq);
+        }
+        report.checked += 1;
+        window.push(trace);
+        if window.len() > WINDOW {
+            check(&window)?;
+            let last = window.pop().expect("the window is not empty");
+            window.clear();
+            window.push(last);
+        }
+    }
+    check(&window)?;
+    report.last = window.last().map(|t| t.seq);
+    let reached_head = match (&head, report.last) {
+        (Some(head), Some(last)) => last == head.seq,
+        (None, None) => true,
+        _ => false,
+    };
+    if reached_head {
+        let end = window.last().map(|t| t.hash.clone());
+        if end != recorded {
+            return Err(StoreError::Broken(BrokenLink {
+                index: report.checked as usize,
+                seq: report.last.map_or(0, |s| s.saturating_add(1)),
+                reason: format!(
+                    "the log does not end at the recorded head {} (traces were cut off its end)",
+                    recorded.unwrap_or_else(|| "(none)".into())
+                ),
+            }));
+        }
+        report.anchored = true;
+    }
+    Ok(report)
+}
+
+/// The thread that owns the writing connection.
+struct Writer {
+    connection: Connection,
+    path: PathBuf,
+    head: Option<Trace>,
+    max_batch: usize,
+}
+
+type Queued = (serde_json::Value, tokio::sync::oneshot::Sender<Result<Trace, StoreError>>);
+
+impl Writer {
+    fn run(mut self, commands: mpsc::Receiver<Command>) {
+        while let Ok(first) = commands.recv() {
+            let mut appends: Vec<Queued> = Vec::new();
+            let mut next = Some(first);
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Append { body, reply } => appends.push((body, reply)),
+                    Command::Register { contract, at, reply } => {
+                        self.flush(&mut appends);
+                        let _ = reply.send(self.register(*contract, at));
+                    }
+                    Command::Deprecate { id, at, reply } => {
+                        self.flush(&mut appends);
+                        let _ = reply.send(self.deprecate(&id, at));
+                    }
+                }
+                if appends.len() < self.max_batch {
+                    next = commands.try_recv().ok();
+                }
+            }
+            self.flush(&mut appends);
+        }
+    }
+
+    /// Commits the queued appends in one transaction, then answers them.
+    fn flush(&mut self, appends: &mut Vec<Queued>) {
+        if appends.is_empty() {
+            return;
+        }
+        match self.commit(appends) {
+            Ok(linked) => {
+                self.head = linked.last().cloned().or(self.head.take());
+                for ((_, reply), trace) in appends.drain(..).zip(linked) {
+                    let _ = reply.send(Ok(trace));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in appends.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, appends: &[Queued]) -> Result<Vec<Trace>, StoreError> {
+        let db = database(&self.path);
+        let transaction = self.connection.transaction().map_err(&db)?;
+        let mut linked: Vec<Trace> = Vec::with_capacity(appends.len());
+        {
+            let mut insert = transaction
+                .prepare_cached("INSERT INTO traces (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(&db)?;
+            for (body, _) in appends {
+                let previous = linked.last().or(self.head.as_ref());
+                let trace = append(previous, body.clone()).map_err(|full| StoreError::Full(full.0))?;
+                let seq = i64::try_from(trace.seq).map_err(|_| StoreError::Full(trace.seq - 1))?;
+                insert.execute(params![seq, trace.prev_hash, trace.hash, canonical(&trace.body)]).map_err(&db)?;
+                linked.push(trace);
+            }
+        }
+        let head = &linked.last().expect("appends is not empty").hash;
+        transaction
+            .execute("INSERT INTO meta (key, value) VALUES ('head', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [head])
+            .map_err(&db)?;
+        transaction.commit().map_err(&db)?;
+        Ok(linked)
+    }
+
+    fn register(&mut self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError> {
+        if let Some((path, message)) = contract.problems().into_iter().next() {
+            return Err(StoreError::Invalid { service: contract.id.clone(), path, message });
+        }
+        let db = database(&self.path);
+        let view = service_view(&contract);
+        let transaction = self.connection.transaction().map_err(&db)?;
+        let exists: Option<i64> = transaction
+            .query_row(
+                "SELECT 1 FROM contracts WHERE id = ?1 AND version = ?2",
+                [&contract.id, &contract.version],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(&db)?;
+        if exists.is_some() {
+            return Err(StoreError::Duplicate { service: contract.id, version: contract.version });
+        }
+        transaction
+            .execute(
+                "INSERT INTO contracts (id, version, digest, registered_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![contract.id, contract.version, content_digest(&view), at as i64, canonical(&view)],
+            )
+            .map_err(&db)?;
+        transaction.execute("DELETE FROM deprecations WHERE id = ?1", [&contract.id]).map_err(&db)?;
+        transaction.commit().map_err(&db)?;
+        read_services(&self.connection, Some(&contract.id), &self.path)?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt(format!("service `{}` vanished after registration", contract.id)))
+    }
+
+    fn deprecate(&mut self, id: &str, at: u64) -> Result<ServiceRecord, StoreError> {
+        let db = database(&self.path);
+        let known: Option<i64> = self
+            .connection
+            .query_row("SELECT 1 FROM contracts WHERE id = ?1 LIMIT 1", [id], |row| row.get(0))
+            .optional()
+            .map_err(&db)?;
+        if known.is_none() {
+            return Err(StoreError::UnknownService(caio_calculus::contract::quoted(id)));
+        }
+        self.connection
+            .execute(
+                "INSERT INTO deprecations (id, at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                params![id, at as i64],
+            )
+            .map_err(&db)?;
+        read_services(&self.connection, Some(id), &self.path)?
+            .pop()
+            .ok_or_else(|| StoreError::UnknownService(caio_calculus::contract::quoted(id)))
+    }
+}

@@ -1,0 +1,107 @@
+//! `caio serve`: the router over HTTP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use caio_server::{AppState, ServerConfig, system_clock};
+use caio_store::{SqliteStore, Store};
+
+use crate::Outcome;
+use crate::config::{Overrides, Settings, Sources, read_contracts};
+
+/// Run the router.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration file (`caio.toml`); without one, the repository's examples and the development keys.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// The SQLite file of the store [default: caio.db].
+    #[arg(long)]
+    db: Option<PathBuf>,
+    #[command(flatten)]
+    sources: Sources,
+}
+
+/// Logs as JSON lines on stderr; `CAIO_LOG` (or `RUST_LOG`) sets the filter.
+fn init_logging() {
+    let filter = std::env::var("CAIO_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_current_span(false)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!(target: "caio", "shutting down: draining requests in flight");
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: Args) -> Result<Outcome> {
+    init_logging();
+    let settings =
+        Settings::load(Overrides { config: args.config, listen: args.listen, db: args.db, sources: args.sources })?;
+    let (auth, development) = settings.auth_config()?;
+    if development {
+        tracing::warn!(target: "caio", "trusting the published development keys (examples/auth/dev.yaml): for local trials only; pass --auth or set `auth` in caio.toml");
+    }
+    let policy = settings.policy()?;
+    let limits = settings.limits()?;
+    let store =
+        SqliteStore::open(&settings.db).with_context(|| format!("cannot open the store {}", settings.db.display()))?;
+    let now = super::now();
+    if let Some(dir) = settings.registry.as_ref().filter(|_| store.services().is_ok_and(|s| s.is_empty())) {
+        {
+            let contracts = read_contracts(dir)?;
+            let count = contracts.len();
+            for contract in contracts {
+                store.register(contract, now)?;
+            }
+            tracing::info!(target: "caio", services = count, registry = %dir.display(), "registered the seed contracts in the empty store");
+        }
+    }
+    let mut config = ServerConfig::new(settings.route_config(auth), policy);
+    config.limits = limits;
+    if let Some(permission) = &settings.file.admin_permission {
+        config.admin_permission = permission.clone();
+    }
+    if let Some(permission) = &settings.file.audit_permission {
+        config.audit_permission = permission.clone();
+    }
+    let store: Arc<dyn Store> = Arc::new(store);
+    let state = AppState::new(store, config, system_clock())?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let address = listener.local_addr()?;
+        // The one line on stdout: where to reach the server (tests read it).
+        println!("caio listening on http://{address}");
+        tracing::info!(target: "caio", %address, db = %settings.db.display(), "listening");
+        caio_server::serve(listener, state, shutdown_signal()).await.context("the server stopped")
+    })?;
+    Ok(Outcome::Done)
+}

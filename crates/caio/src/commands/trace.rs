@@ -1,0 +1,78 @@
+//! `caio trace verify`: checks the hash chain of a store, or of traces
+//! exported one per line (JSON Lines).
+
+use std::io::BufRead;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use caio_calculus::trace::{GENESIS, Trace, verify_chain};
+use caio_store::{SqliteStore, Store, StoreError};
+
+use crate::Outcome;
+
+fn is_sqlite(path: &Path) -> bool {
+    let mut header = [0u8; 16];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header)).is_ok()
+        && &header == b"SQLite format 3\0"
+}
+
+/// Verifies and prints one line of outcome.
+pub fn verify(log: &Path, from: Option<u64>, to: Option<u64>) -> Result<Outcome> {
+    if !log.exists() {
+        anyhow::bail!("{}: no such file", log.display());
+    }
+    if is_sqlite(log) {
+        let store = match SqliteStore::open(log) {
+            Ok(store) => store,
+            Err(StoreError::Broken(link)) => {
+                println!("{}: broken: {link}", log.display());
+                return Ok(Outcome::Problems);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        return match store.verify(from, to) {
+            Ok(report) => {
+                let range = match (report.first, report.last) {
+                    (Some(first), Some(last)) => format!("traces {first} to {last}"),
+                    _ => "no traces".to_string(),
+                };
+                let anchor = if report.anchored { ", ending at the recorded head" } else { "" };
+                println!("{}: ok: {} checked ({range}){anchor}", log.display(), report.checked);
+                Ok(Outcome::Done)
+            }
+            Err(StoreError::Broken(link)) => {
+                println!("{}: broken: {link}", log.display());
+                Ok(Outcome::Problems)
+            }
+            Err(e) => Err(e.into()),
+        };
+    }
+    let file = std::fs::File::open(log).with_context(|| format!("{}: cannot read", log.display()))?;
+    let mut traces: Vec<Trace> = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("{}: cannot read line {}", log.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let trace: Trace =
+            serde_json::from_str(&line).with_context(|| format!("{}:{}: not a trace", log.display(), i + 1))?;
+        if from.is_none_or(|f| trace.seq >= f) && to.is_none_or(|t| trace.seq <= t) {
+            traces.push(trace);
+        }
+    }
+    let starts_at_genesis = traces.first().is_none_or(|t| t.seq != 0 || t.prev_hash == GENESIS);
+    match verify_chain(&traces) {
+        Ok(()) if starts_at_genesis => {
+            println!("{}: ok: {} checked", log.display(), traces.len());
+            Ok(Outcome::Done)
+        }
+        Ok(()) => {
+            println!("{}: broken: the first trace does not follow GENESIS", log.display());
+            Ok(Outcome::Problems)
+        }
+        Err(link) => {
+            println!("{}: broken: {link}", log.display());
+            Ok(Outcome::Problems)
+        }
+    }
+}

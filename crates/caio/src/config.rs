@@ -1,0 +1,246 @@
+//! `caio.toml`: where the router listens, its store, registry seed, policy,
+//! keys and limits. Every setting can be overridden by an environment
+//! variable (`CAIO_LISTEN`, `CAIO_DB`, `CAIO_REGISTRY`, `CAIO_POLICY`,
+//! `CAIO_AUTH`) and by the command line; relative paths in the file are
+//! relative to the file. Without a file, caio uses the examples of the
+//! repository and the published development keys.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use caio_calculus::contract::{Contract, Format, parse_contracts};
+use caio_calculus::control::ControlConfig;
+use caio_calculus::route::RouteConfig;
+use caio_calculus::rules::{Policy, parse_policy};
+use caio_calculus::score::ScoreConfig;
+use caio_calculus::security::{AuthConfig, parse_auth_config};
+use caio_server::Limits;
+use serde::Deserialize;
+
+/// The development key configuration: published keys, for local trials
+/// only (`examples/auth/dev.yaml`).
+pub const DEV_AUTH: &str = include_str!("../../../examples/auth/dev.yaml");
+
+/// `[limits]` of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Largest request body, in bytes.
+    pub body_bytes: Option<usize>,
+    /// Requests per second per caller.
+    pub rate_per_second: Option<f64>,
+    /// Requests at once per caller.
+    pub burst: Option<f64>,
+    /// Longest a request may take, in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+/// The file, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// The SQLite file of the store.
+    pub db: Option<PathBuf>,
+    /// A directory of contracts registered when the store has none.
+    pub registry: Option<PathBuf>,
+    /// The policy file.
+    pub policy: Option<PathBuf>,
+    /// The key configuration file (issuer, audience, keys).
+    pub auth: Option<PathBuf>,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// Score weights and scales.
+    #[serde(default)]
+    pub score: ScoreConfig,
+    /// Control bounds.
+    #[serde(default)]
+    pub control: ControlConfig,
+    /// The permission that allows registry changes.
+    pub admin_permission: Option<String>,
+    /// The permission that allows reading traces.
+    pub audit_permission: Option<String>,
+}
+
+/// Settings after the file, the environment and the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The SQLite file.
+    pub db: PathBuf,
+    /// Contracts to seed an empty store with.
+    pub registry: Option<PathBuf>,
+    /// The policy file (none: no rules).
+    pub policy: Option<PathBuf>,
+    /// The key configuration file (none: the development keys).
+    pub auth: Option<PathBuf>,
+    /// The file, for the rest.
+    pub file: ConfigFile,
+}
+
+/// Where the registry, the policy and the keys come from (`serve` and
+/// `route` take the same flags).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Sources {
+    /// A directory of contracts [default without a configuration file: examples/contracts]; `serve` registers them when its store is empty.
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
+    /// The policy file [default without a configuration file: examples/policies/default.yaml].
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// The key configuration file: issuer, audience, keys [default: the development keys of examples/auth/dev.yaml].
+    #[arg(long)]
+    pub auth: Option<PathBuf>,
+}
+
+/// Command-line overrides.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--db`.
+    pub db: Option<PathBuf>,
+    /// `--registry`, `--policy`, `--auth`.
+    pub sources: Sources,
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+impl Settings {
+    /// Reads the file (if any) and applies the environment and `overrides`.
+    pub fn load(overrides: Overrides) -> Result<Settings> {
+        let (file, base) = match &overrides.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("{}: cannot read the configuration", path.display()))?;
+                let file: ConfigFile = toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim()))?;
+                (file, path.parent().map(Path::to_path_buf).unwrap_or_default())
+            }
+            None => (ConfigFile::default(), PathBuf::new()),
+        };
+        let relative = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let no_file = overrides.config.is_none();
+        let listen = overrides
+            .listen
+            .or_else(|| std::env::var("CAIO_LISTEN").ok().filter(|v| !v.is_empty()))
+            .or(file.listen.clone())
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr =
+            listen.parse().with_context(|| format!("`{listen}` is not an address such as 127.0.0.1:8080"))?;
+        let db = overrides
+            .db
+            .or_else(|| env_path("CAIO_DB"))
+            .or(file.db.clone().map(relative))
+            .unwrap_or_else(|| "caio.db".into());
+        let example = |rel: &str| no_file.then(|| PathBuf::from(rel)).filter(|p| p.exists());
+        let registry = overrides
+            .sources
+            .registry
+            .or_else(|| env_path("CAIO_REGISTRY"))
+            .or(file.registry.clone().map(relative))
+            .or_else(|| example("examples/contracts"));
+        let policy = overrides
+            .sources
+            .policy
+            .or_else(|| env_path("CAIO_POLICY"))
+            .or(file.policy.clone().map(relative))
+            .or_else(|| example("examples/policies/default.yaml"));
+        let auth = overrides.sources.auth.or_else(|| env_path("CAIO_AUTH")).or(file.auth.clone().map(relative));
+        Ok(Settings { listen, db, registry, policy, auth, file })
+    }
+
+    /// The key configuration, and whether it is the development one.
+    pub fn auth_config(&self) -> Result<(AuthConfig, bool)> {
+        match &self.auth {
+            Some(path) => Ok((read_auth(path)?, false)),
+            None => Ok((parse_auth_config(DEV_AUTH, Format::Yaml).expect("the development keys are valid"), true)),
+        }
+    }
+
+    /// The routing configuration: `auth` with the file's score and control.
+    pub fn route_config(&self, auth: AuthConfig) -> RouteConfig {
+        RouteConfig { auth, score: self.file.score, control: self.file.control }
+    }
+
+    /// The policy (no rules without a policy file).
+    pub fn policy(&self) -> Result<Policy> {
+        match &self.policy {
+            Some(path) => read_policy(path),
+            None => Ok(Policy::default()),
+        }
+    }
+
+    /// The request limits.
+    pub fn limits(&self) -> Result<Limits> {
+        let defaults = Limits::default();
+        let file = &self.file.limits;
+        let limits = Limits {
+            body_bytes: file.body_bytes.unwrap_or(defaults.body_bytes),
+            rate_per_second: file.rate_per_second.unwrap_or(defaults.rate_per_second),
+            burst: file.burst.unwrap_or(defaults.burst),
+            timeout: file.timeout_ms.map(Duration::from_millis).unwrap_or(defaults.timeout),
+        };
+        if limits.body_bytes == 0
+            || limits.timeout.is_zero()
+            || limits.rate_per_second.is_nan()
+            || limits.rate_per_second <= 0.0
+            || limits.burst.is_nan()
+            || limits.burst < 1.0
+        {
+            bail!("[limits]: body_bytes and timeout_ms must be > 0, rate_per_second > 0 and burst >= 1");
+        }
+        Ok(limits)
+    }
+}
+
+/// Reads a key configuration file.
+pub fn read_auth(path: &Path) -> Result<AuthConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the key configuration", path.display()))?;
+    parse_auth_config(&text, Format::from_file_name(&path.to_string_lossy()))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Reads a policy file.
+pub fn read_policy(path: &Path) -> Result<Policy> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the policy", path.display()))?;
+    parse_policy(&text, Format::from_file_name(&path.to_string_lossy()))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The contract files of a directory (`.yaml`, `.yml`, `.json`), sorted.
+pub fn contract_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("{}: cannot read the directory", dir.display()))? {
+        let path = entry?.path();
+        let contract_like =
+            path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
+        if path.is_file() && contract_like {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Every contract of a directory; the first bad file is an error naming it.
+pub fn read_contracts(dir: &Path) -> Result<Vec<Contract>> {
+    let mut contracts = Vec::new();
+    for path in contract_files(dir)? {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let parsed = parse_contracts(&text, Format::from_file_name(&path.to_string_lossy()))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        contracts.extend(parsed);
+    }
+    Ok(contracts)
+}

@@ -1,0 +1,278 @@
+//! The `caio` binary as a user runs it: every command, its exit codes, and a
+//! real `caio serve` process on 127.0.0.1, killed under load.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn caio(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_caio")).args(args).current_dir(root()).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["token", "--help"],
+        vec!["route", "--help"],
+        vec!["trace", "verify", "--help"],
+        vec!["contracts", "check", "--help"],
+    ] {
+        let output = caio(&args);
+        assert!(output.status.success(), "{args:?}: {}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("Usage"), "{args:?}");
+    }
+    assert_eq!(caio(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn contracts_check_names_each_bad_file_and_field() {
+    let output = caio(&["contracts", "check", "examples/contracts"]);
+    assert!(output.status.success(), "{}", text(&output.stdout));
+    assert!(text(&output.stdout).contains("9 files, all valid"));
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(root().join("examples/contracts/ollama-llama3-8b.yaml")).unwrap();
+    std::fs::write(dir.path().join("a.yaml"), &good).unwrap();
+    std::fs::write(dir.path().join("b.yaml"), good.replace("max: 1500", "max: -1")).unwrap();
+    std::fs::write(dir.path().join("c.json"), "{\"id\": \"x\", \"id\": \"y\"}").unwrap();
+    std::fs::write(dir.path().join("d.yaml"), &good).unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_caio")).args(["contracts", "check"]).arg(dir.path()).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let out = text(&output.stdout);
+    assert!(out.contains("b.yaml: guarantees.latency_ms.max: must be a finite number >= 0, found -1"), "{out}");
+    assert!(out.contains("c.json: id: appears twice in the same object; keep one"), "{out}");
+    assert!(out.contains("d.yaml: ollama-llama3-8b@1.2.0 is also defined in"), "{out}");
+    assert!(out.contains("3 of 4 files have problems"), "{out}");
+    assert_eq!(caio(&["contracts", "check", "no/such/dir"]).status.code(), Some(2));
+}
+
+#[test]
+fn route_decides_offline_and_says_why_not_the_others() {
+    let output =
+        caio(&["route", "examples/requests/chat-internal.yaml", "--permission", "chat.basic", "--trust-level", "1"]);
+    assert!(output.status.success(), "{}{}", text(&output.stdout), text(&output.stderr));
+    let out = text(&output.stdout);
+    assert!(out.starts_with("chat-internal-001: selected "), "{out}");
+    assert!(out.contains("(step match): does not offer the requested capabilities"), "{out}");
+    let no_permission = caio(&["route", "examples/requests/chat-internal.yaml"]);
+    assert_eq!(no_permission.status.code(), Some(1), "{}", text(&no_permission.stdout));
+    assert!(text(&no_permission.stdout).contains("no service qualifies"));
+    let json = caio(&[
+        "route",
+        "examples/requests/chat-internal.yaml",
+        "--permission",
+        "chat.basic",
+        "--trust-level",
+        "1",
+        "--json",
+    ]);
+    let decision: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(decision["proofs"].as_array().unwrap().len() > 3);
+    let missing = caio(&["route", "no-such-request.yaml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("no-such-request.yaml"));
+}
+
+#[test]
+fn token_signs_a_development_token_that_authenticates() {
+    let output = caio(&["token", "--sub", "alice", "--permission", "chat.basic", "--permission", "caio:admin"]);
+    assert!(output.status.success());
+    assert!(text(&output.stderr).contains("DEVELOPMENT token"));
+    let token = text(&output.stdout).trim().to_string();
+    let auth = caio_calculus::security::parse_auth_config(
+        &std::fs::read_to_string(root().join("examples/auth/dev.yaml")).unwrap(),
+        caio_calculus::contract::Format::Yaml,
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let caller = caio_calculus::security::authenticate(&token, &auth, now).unwrap();
+    assert_eq!(caller.claims.sub, "alice");
+    assert!(caller.claims.permissions.contains("caio:admin"));
+}
+
+/// A `caio serve` process on a free port of 127.0.0.1.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+fn serve(db: &Path) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caio"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .current_dir(root())
+        .env("CAIO_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("caio listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_string();
+    Served { child, url }
+}
+
+fn token(permissions: &[&str]) -> String {
+    let mut args = vec!["token", "--sub", "load", "--trust-level", "1"];
+    for p in permissions {
+        args.extend(["--permission", p]);
+    }
+    text(&caio(&args).stdout).trim().to_string()
+}
+
+#[test]
+fn serve_answers_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve(&dir.path().join("caio.db"));
+    let client = reqwest::blocking::Client::new();
+    assert_eq!(client.get(format!("{}/healthz", served.url)).send().unwrap().status(), 200);
+    let routed = client
+        .post(format!("{}/v1/route", served.url))
+        .bearer_auth(token(&["chat.basic"]))
+        .json(&serde_json::json!({"id": "r", "capabilities": ["chat"]}))
+        .send()
+        .unwrap();
+    assert_eq!(routed.status(), 200);
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            assert!(status.success(), "a graceful shutdown exits 0, got {status}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_killed_server_loses_no_acknowledged_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("caio.db");
+    let mut served = serve(&db);
+    let token = token(&["chat.basic"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (url, token, stop) = (served.url.clone(), token.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+                let mut acknowledged = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let body = serde_json::json!({"id": format!("w{w}-{i}"), "capabilities": ["chat"]});
+                    let Ok(response) = client.post(format!("{url}/v1/route")).bearer_auth(&token).json(&body).send()
+                    else {
+                        break;
+                    };
+                    if response.status() == 200 {
+                        let Ok(answer) = response.json::<serde_json::Value>() else { break };
+                        acknowledged.push((
+                            answer["trace"]["seq"].as_u64().unwrap(),
+                            answer["trace"]["hash"].as_str().unwrap().to_string(),
+                            format!("w{w}-{i}"),
+                        ));
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    served.child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    served.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acknowledged: Vec<(u64, String, String)> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    assert!(acknowledged.len() > 20, "the load reached the server: {} decisions", acknowledged.len());
+
+    // The chain verifies after the crash, and holds every acknowledged decision.
+    let verified = Command::new(env!("CARGO_BIN_EXE_caio")).args(["trace", "verify"]).arg(&db).output().unwrap();
+    assert!(verified.status.success(), "{}", text(&verified.stdout));
+    assert!(text(&verified.stdout).contains("ending at the recorded head"));
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    for (seq, hash, request_id) in &acknowledged {
+        let (stored_hash, body): (String, String) = connection
+            .query_row("SELECT hash, body FROM traces WHERE seq = ?1", [*seq as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap_or_else(|e| panic!("acknowledged trace {seq} is missing: {e}"));
+        assert_eq!(&stored_hash, hash);
+        assert!(body.contains(&format!("\"request_id\":\"{request_id}\"")));
+    }
+    drop(connection);
+    // The restarted server continues the same chain.
+    let mut restarted = serve(&db);
+    let client = reqwest::blocking::Client::new();
+    let next = client
+        .post(format!("{}/v1/route", restarted.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"id": "after", "capabilities": ["chat"]}))
+        .send()
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap();
+    let last = acknowledged.iter().map(|a| a.0).max().unwrap();
+    assert!(next["trace"]["seq"].as_u64().unwrap() > last, "{next}");
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+    eprintln!("crash test: {} acknowledged decisions, all in the verified chain", acknowledged.len());
+}
+
+#[test]
+fn trace_verify_reads_stores_and_json_lines_and_finds_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("caio.db");
+    {
+        let store = caio_store::SqliteStore::open(&db).unwrap();
+        use caio_store::Store as _;
+        for i in 0..4 {
+            store.append(serde_json::json!({"i": i})).wait().unwrap();
+        }
+    }
+    let ok = Command::new(env!("CARGO_BIN_EXE_caio")).args(["trace", "verify"]).arg(&db).output().unwrap();
+    assert!(ok.status.success(), "{}", text(&ok.stdout));
+    assert!(text(&ok.stdout).contains("ok: 4 checked (traces 0 to 3), ending at the recorded head"));
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let mut lines = String::new();
+    let mut statement = connection.prepare("SELECT seq, prev_hash, hash, body FROM traces ORDER BY seq").unwrap();
+    let rows = statement
+        .query_map([], |row| {
+            Ok(serde_json::json!({"seq": row.get::<_, i64>(0)?, "prev_hash": row.get::<_, String>(1)?, "hash": row.get::<_, String>(2)?, "body": serde_json::from_str::<serde_json::Value>(&row.get::<_, String>(3)?).unwrap()}))
+        })
+        .unwrap();
+    for row in rows {
+        lines.push_str(&row.unwrap().to_string());
+        lines.push('\n');
+    }
+    drop(statement);
+    let jsonl = dir.path().join("traces.jsonl");
+    std::fs::write(&jsonl, &lines).unwrap();
+    let ok = Command::new(env!("CARGO_BIN_EXE_caio")).args(["trace", "verify"]).arg(&jsonl).output().unwrap();
+    assert!(ok.status.success(), "{}", text(&ok.stdout));
+    std::fs::write(&jsonl, lines.replace("{\"i\":2}", "{\"i\":20}")).unwrap();
+    let broken = Command::new(env!("CARGO_BIN_EXE_caio")).args(["trace", "verify"]).arg(&jsonl).output().unwrap();
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(text(&broken.stdout).contains("seq 2"), "{}", text(&broken.stdout));
+    connection.execute_batch("UPDATE traces SET body = '{\"i\":30}' WHERE seq = 3").unwrap();
+    drop(connection);
+    let broken = Command::new(env!("CARGO_BIN_EXE_caio")).args(["trace", "verify"]).arg(&db).output().unwrap();
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken.stdout));
+    assert_eq!(caio(&["trace", "verify", "no-such.db"]).status.code(), Some(2));
+}
