@@ -34,8 +34,13 @@ pub fn caller(state: &AppState, token: Option<&str>) -> Result<Caller, ApiError>
     Ok(caller)
 }
 
-/// The caller, who must hold `permission`.
-pub fn with_permission(state: &AppState, headers: &HeaderMap, permission: &str) -> Result<Caller, ApiError> {
+/// The caller, who must hold one of `permissions` (the first is the one
+/// an error names).
+pub fn with_permission(state: &AppState, headers: &HeaderMap, permissions: &[&str]) -> Result<Caller, ApiError> {
     let caller = caller(state, bearer(headers)?.as_deref())?;
-    if caller.claims.permissions.contains(permission) { Ok(caller) } else { Err(ApiError::forbidden(permission)) }
+    if permissions.iter().any(|p| caller.claims.permissions.contains(*p)) {
+        Ok(caller)
+    } else {
+        Err(ApiError::forbidden(permissions.first().copied().unwrap_or_default()))
+    }
 }

@@ -78,6 +78,16 @@ async fn a_routed_request_is_decided_proven_and_traced() {
     assert_eq!(json_of(range).await.1["checked"], 1);
     let denied = client().get(format!("{}/v1/traces/0", server.url)).bearer_auth(&caller).send().await.unwrap();
     assert_eq!(json_of(denied).await.1["error"]["code"], "forbidden");
+    let garbled =
+        client().get(format!("{}/v1/traces/verify?from=first", server.url)).bearer_auth(&auditor).send().await.unwrap();
+    assert_eq!(json_of(garbled).await.1["error"]["code"], "invalid_request", "query errors have the one shape too");
+    let backwards = client()
+        .get(format!("{}/v1/traces/verify?from=2&to=1", server.url))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(backwards).await.1["error"]["code"], "invalid_request");
     let missing = client().get(format!("{}/v1/traces/99", server.url)).bearer_auth(&auditor).send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     server.shutdown().await;
@@ -332,5 +342,19 @@ async fn the_app_is_driven_in_process_too() {
         .unwrap();
     let response = app.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_over_its_time_is_answered_with_timeout() {
+    // Routing waits for the trace to be synced to disk: far longer than a
+    // nanosecond.
+    let server = Server::start(Limits { timeout: Duration::from_nanos(1), ..Limits::default() }).await;
+    let (status, answer) = route(&server, Some(&token("alice", &["chat.basic"])), &chat_request("slow")).await;
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (StatusCode::SERVICE_UNAVAILABLE, json!("timeout")),
+        "{answer}"
+    );
     server.shutdown().await;
 }

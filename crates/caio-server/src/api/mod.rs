@@ -39,6 +39,11 @@ pub(crate) fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
+/// Query parameters that do not parse.
+pub(crate) fn query_error(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::invalid(format!("the query parameters: {}", rejection.body_text()))
+}
+
 /// The body as text.
 pub(crate) fn text(body: &[u8]) -> Result<&str, ApiError> {
     std::str::from_utf8(body).map_err(|e| ApiError::invalid(format!("the body is not UTF-8 text: {e}")))

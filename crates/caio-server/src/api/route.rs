@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use caio_calculus::contract::{Format, quoted};
@@ -13,7 +13,7 @@ use caio_calculus::route::{Decision, RouteError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{body_error, text};
+use crate::api::{body_error, query_error, text};
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -173,10 +173,11 @@ fn respond(decision: Decision, trace: TraceRef, full: bool) -> RouteResponse {
 /// Routes a request.
 pub async fn route(
     State(state): State<AppState>,
-    Query(query): Query<RouteQuery>,
+    query: Result<Query<RouteQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<RouteResponse>, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
     let body = body.map_err(|e| body_error(e, state.0.config.limits.body_bytes))?;
     let full = match query.proofs.as_deref() {
         None | Some("summary") => false,

@@ -112,7 +112,7 @@ pub async fn register(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ServiceView>), ApiError> {
-    auth::with_permission(&state, &headers, &state.0.config.admin_permission.clone())?;
+    auth::with_permission(&state, &headers, &[&state.0.config.admin_permission])?;
     let body = body.map_err(|e| body_error(e, state.0.config.limits.body_bytes))?;
     let yaml = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("yaml"));
     let format = if yaml { Format::Yaml } else { Format::Json };
@@ -136,7 +136,7 @@ pub async fn deprecate(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ServiceView>, ApiError> {
-    auth::with_permission(&state, &headers, &state.0.config.admin_permission.clone())?;
+    auth::with_permission(&state, &headers, &[&state.0.config.admin_permission])?;
     let at = state.now();
     let record = blocking(&state, "deprecate", move |store| store.deprecate(&id, at)).await?;
     refresh(&state).await?;

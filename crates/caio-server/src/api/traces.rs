@@ -2,13 +2,14 @@
 //! for callers with the audit (or admin) permission.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use caio_store::{ChainReport, StoreError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::api::blocking;
+use crate::api::{blocking, query_error};
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -53,13 +54,8 @@ pub struct VerifyReport {
 }
 
 fn auditor(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let audit = state.0.config.audit_permission.clone();
-    match auth::with_permission(state, headers, &audit) {
-        Err(e) if e.code == "forbidden" => {
-            auth::with_permission(state, headers, &state.0.config.admin_permission.clone()).map(|_| ()).map_err(|_| e)
-        }
-        other => other.map(|_| ()),
-    }
+    let config = &state.0.config;
+    auth::with_permission(state, headers, &[&config.audit_permission, &config.admin_permission]).map(|_| ())
 }
 
 /// One trace.
@@ -80,8 +76,9 @@ pub async fn show(
 pub async fn verify(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(range): Query<VerifyQuery>,
+    range: Result<Query<VerifyQuery>, QueryRejection>,
 ) -> Result<Json<VerifyReport>, ApiError> {
+    let Query(range) = range.map_err(query_error)?;
     auditor(&state, &headers)?;
     if let (Some(from), Some(to)) = (range.from, range.to)
         && from > to
