@@ -276,3 +276,31 @@ fn trace_verify_reads_stores_and_json_lines_and_finds_tampering() {
     assert_eq!(broken.status.code(), Some(1), "{}", text(&broken.stdout));
     assert_eq!(caio(&["trace", "verify", "no-such.db"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_bad_configuration_stops_serve_before_it_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, contents: &str, expected: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_caio"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .arg("--db")
+            .arg(dir.path().join("caio.db"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{name}: {}", text(&output.stdout));
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    };
+    check("unknown.toml", "listne = \"127.0.0.1:1\"\n", "unknown field `listne`");
+    check("address.toml", "listen = \"localhost\"\n", "`localhost` is not an address");
+    check("limits.toml", "[limits]\nburst = 0.5\n", "[limits]");
+    let keys = dir.path().join("keys.yaml");
+    std::fs::write(&keys, "issuer: i\naudience: caio\nkeys: [{kid: k, algorithm: HS256, key: short}]\n").unwrap();
+    check("keys.toml", "auth = \"keys.yaml\"\n", "keys[0].key: an HS256 secret must be at least 32 bytes");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "rules:\n  - {id: a, require: 'service.nope'}\n").unwrap();
+    check("policy.toml", "policy = \"policy.yaml\"\n", "rules[0].require: `service.nope` does not exist");
+}
