@@ -220,6 +220,7 @@ pub fn run(ws: &Workspace, options: &Options) -> Result<Report> {
         // workspace's own in a shared one.
         target_dir: Some(runner::build_dir(ws, "caio-mutants")),
         quiet: true,
+        incremental: true,
         ..runner::Options::default()
     };
     let progress = Progress::new("mutants", mutants.len(), options.quiet);

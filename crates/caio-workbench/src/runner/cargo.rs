@@ -87,10 +87,15 @@ pub struct Built {
     pub cargo_stderr: String,
 }
 
-/// Builds every member of the runner workspace at `manifest`.
-pub fn build(manifest: &Path, target_dir: &Path, progress: &Progress) -> Result<Built> {
+/// Builds every member of the runner workspace at `manifest`
+/// (with `incremental`, incrementally whatever `CARGO_INCREMENTAL` says).
+pub fn build(manifest: &Path, target_dir: &Path, incremental: bool, progress: &Progress) -> Result<Built> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut child = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    if incremental {
+        command.env("CARGO_INCREMENTAL", "1");
+    }
+    let mut child = command
         .args(["build", "--workspace", "--keep-going", "--message-format=json", "--manifest-path"])
         .arg(manifest)
         .env("CARGO_TARGET_DIR", target_dir)
