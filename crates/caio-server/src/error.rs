@@ -76,6 +76,16 @@ impl ApiError {
         error.retry_after = Some(wait_seconds.ceil().clamp(1.0, 86_400.0) as u64);
         error
     }
+    /// 503 `overloaded`: every slot for requests in flight is taken.
+    pub fn overloaded(slots: usize) -> ApiError {
+        let mut error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!("the server is serving {slots} requests already (`limits.max_in_flight`); retry shortly"),
+        );
+        error.retry_after = Some(1);
+        error
+    }
     /// 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)

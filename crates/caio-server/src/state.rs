@@ -22,11 +22,20 @@ pub struct Limits {
     pub burst: f64,
     /// Longest a request may take before it is answered with `timeout`.
     pub timeout: Duration,
+    /// Most requests served at once; more are answered at once with
+    /// `overloaded`, so that a flood cannot grow memory without bound.
+    pub max_in_flight: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { body_bytes: 1 << 20, rate_per_second: 100.0, burst: 200.0, timeout: Duration::from_secs(10) }
+        Limits {
+            body_bytes: 1 << 20,
+            rate_per_second: 100.0,
+            burst: 200.0,
+            timeout: Duration::from_secs(10),
+            max_in_flight: 1024,
+        }
     }
 }
 
@@ -71,6 +80,7 @@ pub(crate) struct Inner {
     pub router: RwLock<Arc<Router>>,
     pub config: ServerConfig,
     pub rate: RateLimiter,
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     pub clock: Clock,
 }
@@ -85,11 +95,13 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig, clock: Clock) -> Result<AppState, StoreError> {
         let router = Router::new(store.registry()?, config.policy.clone(), config.route.clone());
         let rate = RateLimiter::new(config.limits.rate_per_second, config.limits.burst);
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight));
         Ok(AppState(Arc::new(Inner {
             store,
             router: RwLock::new(Arc::new(router)),
             config,
             rate,
+            in_flight,
             metrics: Metrics::default(),
             clock,
         })))

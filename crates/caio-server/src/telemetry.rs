@@ -116,14 +116,20 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let method = request.method().to_string();
     let route = route_label(request.uri().path());
     let timeout = state.0.config.limits.timeout;
-    let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!("the request took longer than {} ms; nothing was acknowledged", timeout.as_millis()),
-        )
-        .into_response(),
+    // Operators must see a flooded server: health and metrics are never shed.
+    let sheddable = !matches!(route, "/healthz" | "/readyz" | "/metrics");
+    let permit = if sheddable { state.0.in_flight.clone().try_acquire_owned().map(Some) } else { Ok(None) };
+    let mut response = match permit {
+        Err(_) => ApiError::overloaded(state.0.config.limits.max_in_flight).into_response(),
+        Ok(_permit) => match tokio::time::timeout(timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!("the request took longer than {} ms; nothing was acknowledged", timeout.as_millis()),
+            )
+            .into_response(),
+        },
     };
     if let Ok(value) = HeaderValue::from_str(&context.header()) {
         response.headers_mut().insert("traceparent", value);

@@ -358,3 +358,26 @@ async fn a_request_over_its_time_is_answered_with_timeout() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_flooded_server_sheds_load_but_still_answers_its_operators() {
+    let server = Server::start(Limits { max_in_flight: 0, ..Limits::default() }).await;
+    let routed = client()
+        .post(format!("{}/v1/route", server.url))
+        .bearer_auth(token("alice", &["chat.basic"]))
+        .json(&chat_request("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(routed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(routed.headers()["retry-after"], "1");
+    assert_eq!(json_of(routed).await.1["error"]["code"], "overloaded");
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(
+            client().get(format!("{}{path}", server.url)).send().await.unwrap().status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    server.shutdown().await;
+}

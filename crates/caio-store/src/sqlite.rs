@@ -6,6 +6,10 @@
 //! after the commit. Readers use connections of their own, which WAL lets
 //! run beside the writer.
 //!
+//! Checkpoints (copying the WAL back into the database file) run on a thread
+//! of their own every quarter second, so that the writer, and the callers
+//! waiting on it, never pay for them.
+//!
 //! Durability: `synchronous = FULL` (the default) syncs the WAL on every
 //! commit, so an acknowledged trace survives a power loss; `NORMAL` syncs
 //! only at checkpoints, faster, and a power loss (not a process crash) may
@@ -55,7 +59,7 @@ impl Default for SqliteOptions {
 type Reply<T> = mpsc::Sender<Result<T, StoreError>>;
 
 enum Command {
-    Append { body: serde_json::Value, reply: tokio::sync::oneshot::Sender<Result<Trace, StoreError>> },
+    Append(Queued),
     Register { contract: Box<Contract>, at: u64, reply: Reply<ServiceRecord> },
     Deprecate { id: String, at: u64, reply: Reply<ServiceRecord> },
 }
@@ -65,6 +69,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<Command>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -103,7 +108,9 @@ impl SqliteStore {
             Synchronous::Normal => "NORMAL",
         };
         connection
-            .execute_batch(&format!("PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"))
+            .execute_batch(&format!(
+                "PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;"
+            ))
             .map_err(&db)?;
         migrate(&mut connection, &path)?;
         let head = verify_head(&connection, &path)?;
@@ -114,10 +121,12 @@ impl SqliteStore {
             .name("caio-store-writer".into())
             .spawn(move || Writer { connection, path: writer_path, head, max_batch }.run(receiver))
             .map_err(|e| StoreError::Database { location: path.display().to_string(), message: e.to_string() })?;
+        let checkpointer = spawn_checkpointer(&path, synchronous)?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
+            checkpointer: Mutex::new(Some(checkpointer)),
             readers: Mutex::new(Vec::new()),
         })
     }
@@ -132,6 +141,10 @@ impl SqliteStore {
     pub fn close(&self) {
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+        if let Some((stop, thread)) = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            drop(stop);
             let _ = thread.join();
         }
     }
@@ -172,6 +185,30 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// The checkpoint thread: a passive checkpoint (which never blocks the
+/// writer) every 250 ms, and a full one when the store closes.
+fn spawn_checkpointer(path: &Path, synchronous: &str) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
+    let db = database(path);
+    let connection = Connection::open(path).map_err(&db)?;
+    connection
+        .execute_batch(&format!("PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"))
+        .map_err(&db)?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("caio-store-checkpoint".into())
+        .spawn(move || {
+            let checkpoint = |mode: &str| {
+                let _ = connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+            };
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(std::time::Duration::from_millis(250)) {
+                checkpoint("PASSIVE");
+            }
+            checkpoint("TRUNCATE");
+        })
+        .map_err(|e| StoreError::Database { location: path.display().to_string(), message: e.to_string() })?;
+    Ok((stop, thread))
 }
 
 /// Applies the migrations the file lacks, in one transaction.
@@ -330,7 +367,10 @@ impl Store for SqliteStore {
 
     fn append(&self, body: serde_json::Value) -> Pending {
         let (reply, pending) = tokio::sync::oneshot::channel();
-        match self.send(Command::Append { body, reply }) {
+        // The canonical text is made here, on the caller's thread: the
+        // writer, which every append goes through, only hashes and writes.
+        let text = canonical(&body);
+        match self.send(Command::Append(Queued { body, text, reply })) {
             Ok(()) => Pending(pending),
             Err(e) => Pending::ready(Err(e)),
         }
@@ -428,7 +468,13 @@ struct Writer {
     max_batch: usize,
 }
 
-type Queued = (serde_json::Value, tokio::sync::oneshot::Sender<Result<Trace, StoreError>>);
+/// An append waiting for the writer: the body, its canonical text, and the
+/// caller to answer.
+struct Queued {
+    body: serde_json::Value,
+    text: String,
+    reply: tokio::sync::oneshot::Sender<Result<Trace, StoreError>>,
+}
 
 impl Writer {
     fn run(mut self, commands: mpsc::Receiver<Command>) {
@@ -437,7 +483,7 @@ impl Writer {
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 match command {
-                    Command::Append { body, reply } => appends.push((body, reply)),
+                    Command::Append(queued) => appends.push(queued),
                     Command::Register { contract, at, reply } => {
                         self.flush(&mut appends);
                         let _ = reply.send(self.register(*contract, at));
@@ -460,40 +506,44 @@ impl Writer {
         if appends.is_empty() {
             return;
         }
-        match self.commit(appends) {
+        let (replies, work): (Vec<_>, Vec<_>) = appends.drain(..).map(|q| (q.reply, (q.body, q.text))).unzip();
+        match self.write(work) {
             Ok(linked) => {
                 self.head = linked.last().cloned().or(self.head.take());
-                for ((_, reply), trace) in appends.drain(..).zip(linked) {
+                for (reply, trace) in replies.into_iter().zip(linked) {
                     let _ = reply.send(Ok(trace));
                 }
             }
             Err(e) => {
-                for (_, reply) in appends.drain(..) {
+                for reply in replies {
                     let _ = reply.send(Err(e.clone()));
                 }
             }
         }
     }
 
-    fn commit(&mut self, appends: &[Queued]) -> Result<Vec<Trace>, StoreError> {
+    fn write(&mut self, work: Vec<(serde_json::Value, String)>) -> Result<Vec<Trace>, StoreError> {
         let db = database(&self.path);
         let transaction = self.connection.transaction().map_err(&db)?;
-        let mut linked: Vec<Trace> = Vec::with_capacity(appends.len());
+        let mut linked: Vec<Trace> = Vec::with_capacity(work.len());
         {
             let mut insert = transaction
                 .prepare_cached("INSERT INTO traces (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(&db)?;
-            for (body, _) in appends {
+            for (body, text) in work {
                 let previous = linked.last().or(self.head.as_ref());
-                let trace = append(previous, body.clone()).map_err(|full| StoreError::Full(full.0))?;
+                let trace = append(previous, body).map_err(|full| StoreError::Full(full.0))?;
                 let seq = i64::try_from(trace.seq).map_err(|_| StoreError::Full(trace.seq - 1))?;
-                insert.execute(params![seq, trace.prev_hash, trace.hash, canonical(&trace.body)]).map_err(&db)?;
+                insert.execute(params![seq, trace.prev_hash, trace.hash, text]).map_err(&db)?;
                 linked.push(trace);
             }
         }
-        let head = &linked.last().expect("appends is not empty").hash;
+        let Some(last) = linked.last() else { return Ok(linked) };
         transaction
-            .execute("INSERT INTO meta (key, value) VALUES ('head', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [head])
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('head', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [&last.hash],
+            )
             .map_err(&db)?;
         transaction.commit().map_err(&db)?;
         Ok(linked)

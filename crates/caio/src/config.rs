@@ -35,6 +35,8 @@ pub struct LimitsFile {
     pub burst: Option<f64>,
     /// Longest a request may take, in milliseconds.
     pub timeout_ms: Option<u64>,
+    /// Most requests served at once.
+    pub max_in_flight: Option<usize>,
 }
 
 /// The file, as written.
@@ -189,15 +191,17 @@ impl Settings {
             rate_per_second: file.rate_per_second.unwrap_or(defaults.rate_per_second),
             burst: file.burst.unwrap_or(defaults.burst),
             timeout: file.timeout_ms.map(Duration::from_millis).unwrap_or(defaults.timeout),
+            max_in_flight: file.max_in_flight.unwrap_or(defaults.max_in_flight),
         };
         if limits.body_bytes == 0
+            || limits.max_in_flight == 0
             || limits.timeout.is_zero()
             || limits.rate_per_second.is_nan()
             || limits.rate_per_second <= 0.0
             || limits.burst.is_nan()
             || limits.burst < 1.0
         {
-            bail!("[limits]: body_bytes and timeout_ms must be > 0, rate_per_second > 0 and burst >= 1");
+            bail!("[limits]: body_bytes, max_in_flight and timeout_ms must be > 0, rate_per_second > 0 and burst >= 1");
         }
         Ok(limits)
     }
