@@ -39,7 +39,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate crate modules from notebooks with `//| default_exp`.
+    /// Generate crate modules from notebooks with `//| default_exp`; pin the notebooks' `:dep` versions to Cargo.lock.
     Extract {
         /// Write nothing; exit 1 listing every generated file that differs.
         #[arg(long)]
@@ -62,6 +62,11 @@ enum Command {
     Run {
         #[command(flatten)]
         run: RunArgs,
+        /// `evcxr` runs the notebooks through evcxr, the engine of the Jupyter
+        /// kernel, and compares every cell's outputs with the notebook's
+        /// (builds tools/evcxr-engine on first use; writes nothing).
+        #[arg(long, value_enum, default_value_t = Engine::Native)]
+        engine: Engine,
         /// Notebooks to run (default: all under notebooks/).
         notebooks: Vec<PathBuf>,
     },
@@ -158,6 +163,14 @@ enum HookAction {
     Uninstall,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Engine {
+    /// The native runner: all cells compiled into one program.
+    Native,
+    /// evcxr, cell by cell, as in Jupyter.
+    Evcxr,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Format {
     Json,
@@ -197,6 +210,38 @@ impl RunArgs {
     }
 }
 
+/// `run --engine evcxr`: every notebook through evcxr, compared cell by
+/// cell with the outputs the native runner wrote.
+fn run_evcxr(
+    ws: &Workspace,
+    files: &[caio_workbench::workspace::NotebookFile],
+    env: &std::collections::BTreeMap<String, Vec<(String, String)>>,
+    jobs: usize,
+    quiet: bool,
+    started: Instant,
+) -> Result<()> {
+    let progress = caio_workbench::progress::Progress::new("evcxr", files.len(), quiet);
+    let reports = runner::evcxr::conformance(ws, files, env, jobs, &progress)?;
+    progress.finish();
+    let mut failed = 0;
+    for report in &reports {
+        println!("{:>7.1} s  {:>3} cells  {}", report.seconds, report.cells, report.notebook);
+        for difference in &report.differences {
+            println!("    {}: {difference}", report.notebook);
+        }
+        failed += usize::from(!report.differences.is_empty());
+    }
+    println!(
+        "run --engine evcxr: {} notebooks, {failed} differ from the native runner ({:.1}s)",
+        reports.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if failed > 0 {
+        anyhow::bail!("{failed} notebooks do not run unchanged under evcxr (see above)");
+    }
+    Ok(())
+}
+
 /// A failure that exits with a code other than 1.
 #[derive(Debug)]
 struct Exit(u8, String);
@@ -233,6 +278,9 @@ fn execute(cli: &Cli) -> Result<()> {
         Command::Extract { check, force } => {
             let started = Instant::now();
             let report = extract::run(&ws, extract::Options { check: *check, force: *force })?;
+            for path in &report.pinned {
+                println!("pinned the :dep versions of {path} to Cargo.lock");
+            }
             for path in &report.written {
                 println!("wrote {path}");
             }
@@ -266,7 +314,7 @@ fn execute(cli: &Cli) -> Result<()> {
             }
             println!("clean: {} notebooks {}", changed.len(), if *check { "checked" } else { "changed" });
         }
-        Command::Run { run, notebooks } => {
+        Command::Run { run, engine, notebooks } => {
             let files = if notebooks.is_empty() { ws.notebooks()? } else { ws.notebook_args(notebooks)? };
             let started = Instant::now();
             let mut options = run.options(cli.quiet);
@@ -274,7 +322,7 @@ fn execute(cli: &Cli) -> Result<()> {
             let invariants = verify::load_invariants(&ws)?;
             for file in &files {
                 if let Some(mut env) = verify::environment(&ws, &invariants, &file.rel)? {
-                    if run.check {
+                    if run.check || *engine == Engine::Evcxr {
                         // --check writes nothing: artifacts go to a scratch directory.
                         let scratch = ws.path("target/caio-runner/check-artifacts");
                         env.retain(|(key, _)| key != verify::ARTIFACTS_DIR_ENV);
@@ -282,6 +330,9 @@ fn execute(cli: &Cli) -> Result<()> {
                     }
                     options.env.insert(file.rel.clone(), env);
                 }
+            }
+            if *engine == Engine::Evcxr {
+                return run_evcxr(&ws, &files, &options.env, options.jobs, cli.quiet, started);
             }
             let outcomes = runner::run(&ws, &files, &options)?;
             let changed = outcomes.iter().filter(|o| o.changed).count();

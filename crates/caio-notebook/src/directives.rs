@@ -10,6 +10,7 @@
 //! | `//| test [name]` | the cell becomes a `#[test]` function in the module's `tests` |
 //! | `//| hide` | the cell's exported items are left out of the docs (`#[doc(hidden)]`) |
 //! | `//| eval: false` | the native runner does not execute the cell |
+//! | `//| volatile` | the cell's outputs change from run to run (timings): conformance checks compare only their kinds |
 //!
 //! Directives are comments, so evcxr ignores them and the notebook runs
 //! unchanged in Jupyter. The directive block is the run of `//|` lines (and
@@ -19,7 +20,7 @@
 use std::fmt;
 
 /// All directive names, in the order they are documented.
-pub const KNOWN: &[&str] = &["default_exp", "cfg", "export", "exporti", "test", "hide", "eval"];
+pub const KNOWN: &[&str] = &["default_exp", "cfg", "export", "exporti", "test", "hide", "eval", "volatile"];
 
 /// The prefix that marks a directive line.
 pub const PREFIX: &str = "//|";
@@ -66,13 +67,24 @@ pub struct Directives {
     pub hide: bool,
     /// `false` after `//| eval: false`.
     pub eval: bool,
+    /// `//| volatile`
+    pub volatile: bool,
     /// How many lines at the top of the cell belong to the directive block.
     pub block_lines: usize,
 }
 
 impl Default for Directives {
     fn default() -> Self {
-        Directives { default_exp: None, cfg: None, export: None, test: None, hide: false, eval: true, block_lines: 0 }
+        Directives {
+            default_exp: None,
+            cfg: None,
+            export: None,
+            test: None,
+            hide: false,
+            eval: true,
+            volatile: false,
+            block_lines: 0,
+        }
     }
 }
 
@@ -188,6 +200,13 @@ fn apply(directives: &mut Directives, body: &str) -> Result<(), String> {
             }
             directives.hide = true;
         }
+        "volatile" => {
+            no_argument(argument)?;
+            if directives.volatile {
+                return Err(duplicate());
+            }
+            directives.volatile = true;
+        }
         "eval" => {
             directives.eval = match argument {
                 "false" => false,
@@ -222,7 +241,9 @@ fn check_combination(d: &Directives) -> Result<(), DirectiveError> {
         return Err(at("a cell is either exported or a test, not both; split it into two cells"));
     }
     if d.cfg.is_some() && d.default_exp.is_none() {
-        return Err(at("`cfg` says when the module is compiled, so it belongs in the cell with `default_exp`; move it there"));
+        return Err(at(
+            "`cfg` says when the module is compiled, so it belongs in the cell with `default_exp`; move it there",
+        ));
     }
     if d.hide && d.export.is_none() {
         return Err(at(

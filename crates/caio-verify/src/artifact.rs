@@ -120,7 +120,15 @@ impl Artifact {
     /// Writes `artifacts/<invariant>.json` atomically, refusing non-finite
     /// metrics. Returns the path.
     pub fn write(&self) -> Result<PathBuf, ArtifactError> {
-        self.write_to(&artifacts_dir())
+        let path = self.write_to(&artifacts_dir())?;
+        if std::env::var_os(DIR_ENV).is_none() {
+            eprintln!(
+                "{}: written to {} (scratch): only `cargo xtask verify` writes the evidence in artifacts/",
+                self.invariant,
+                path.display()
+            );
+        }
+        Ok(path)
     }
 
     /// Writes into `dir`.
@@ -142,14 +150,21 @@ impl Artifact {
     }
 }
 
-/// Where artifacts go: as the runner says, else `artifacts/` in the nearest
-/// directory above the current one that has `invariants/`.
+/// Where artifacts go: as `cargo xtask verify` says (`CAIO_ARTIFACTS_DIR`),
+/// else a scratch directory, `target/caio-jupyter/artifacts` in the nearest
+/// directory above the current one that has `invariants/`. A notebook run
+/// in Jupyter (or anywhere but `verify`) cannot know the digest of its
+/// inputs, so its evidence must never replace the committed one.
 pub fn artifacts_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os(DIR_ENV) {
+    artifacts_dir_from(std::env::var_os(DIR_ENV), &std::env::current_dir().unwrap_or_default())
+}
+
+fn artifacts_dir_from(configured: Option<std::ffi::OsString>, cwd: &Path) -> PathBuf {
+    if let Some(dir) = configured {
         return PathBuf::from(dir);
     }
-    let cwd = std::env::current_dir().unwrap_or_default();
-    cwd.ancestors().find(|d| d.join("invariants").is_dir()).unwrap_or(&cwd).join("artifacts")
+    let root = cwd.ancestors().find(|d| d.join("invariants").is_dir()).unwrap_or(cwd);
+    root.join("target").join("caio-jupyter").join("artifacts")
 }
 
 #[cfg(test)]
@@ -167,5 +182,19 @@ mod tests {
         let error = bad.write_to(dir.path()).unwrap_err().to_string();
         assert_eq!(error, "artifact INV-TEST-0001: metric `p99` is inf, not a finite number");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing half written");
+    }
+
+    #[test]
+    fn outside_verify_evidence_goes_to_scratch_never_to_artifacts() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("invariants")).unwrap();
+        let notebooks = root.path().join("notebooks/verify");
+        std::fs::create_dir_all(&notebooks).unwrap();
+        let scratch = artifacts_dir_from(None, &notebooks);
+        assert_eq!(scratch, root.path().join("target/caio-jupyter/artifacts"));
+        Artifact::new("INV-TEST-0001", 7).cases(10, 0).write_to(&scratch).unwrap();
+        assert!(!root.path().join("artifacts").exists(), "the committed evidence is untouched");
+        let configured = artifacts_dir_from(Some("elsewhere".into()), &notebooks);
+        assert_eq!(configured, PathBuf::from("elsewhere"));
     }
 }

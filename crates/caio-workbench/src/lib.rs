@@ -20,6 +20,7 @@ pub mod fuzz;
 pub mod gate;
 pub mod hooks;
 pub mod mutants;
+pub mod pins;
 pub mod progress;
 pub mod runner;
 pub mod rustsrc;

@@ -233,7 +233,13 @@ fn notebook_problems_name_notebook_cell_and_line() {
 #[test]
 fn a_cfg_directive_gates_the_module_declaration() {
     let (_dir, ws) = workspace("workspace");
-    edit_cell(&ws, "notebooks/shapes.ipynb", "shapes-1", "//| default_exp demo::shapes", "//| default_exp demo::shapes\n//| cfg any(test, feature = \"shapes\")");
+    edit_cell(
+        &ws,
+        "notebooks/shapes.ipynb",
+        "shapes-1",
+        "//| default_exp demo::shapes",
+        "//| default_exp demo::shapes\n//| cfg any(test, feature = \"shapes\")",
+    );
     extract(&ws);
     assert!(
         read(&ws, LIB).contains("#[cfg(any(test, feature = \"shapes\"))]\n#[rustfmt::skip]\npub mod shapes;\n"),
@@ -242,9 +248,47 @@ fn a_cfg_directive_gates_the_module_declaration() {
     );
     assert_eq!(check(&ws), Ok(()));
     let (_dir, ws) = workspace("workspace");
-    edit_cell(&ws, "notebooks/shapes.ipynb", "shapes-1", "//| default_exp demo::shapes", "//| default_exp demo::shapes\n//| cfg feature = ");
+    edit_cell(
+        &ws,
+        "notebooks/shapes.ipynb",
+        "shapes-1",
+        "//| default_exp demo::shapes",
+        "//| default_exp demo::shapes\n//| cfg feature = ",
+    );
     assert_eq!(
         extract::run(&ws, Options::default()).unwrap_err().to_string(),
         "notebooks/shapes.ipynb: cell 2 (id shapes-1): `cfg feature =` is not a cfg predicate; write one as in `#[cfg(...)]`, such as `feature = \"examples\"`"
     );
+}
+
+#[test]
+fn dep_versions_are_held_to_the_lock_file() {
+    let (_dir, ws) = workspace("workspace");
+    extract(&ws);
+    write(
+        &ws,
+        "Cargo.lock",
+        "version = 4\n\n[[package]]\nname = \"serde\"\nversion = \"1.0.228\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n",
+    );
+    edit_cell(
+        &ws,
+        "notebooks/shapes.ipynb",
+        "shapes-6",
+        "let s",
+        ":dep serde = { version = \"1\", features = [\"derive\"] }\nlet s",
+    );
+    let before = read(&ws, "notebooks/shapes.ipynb");
+    assert_eq!(
+        check(&ws).unwrap_err(),
+        "notebooks/shapes.ipynb: cell 7 (id shapes-6), line 1: `:dep serde` asks for \"1\" but Cargo.lock has 1.0.228: pin it as \"=1.0.228\" (`cargo xtask extract` does)"
+    );
+    assert_eq!(read(&ws, "notebooks/shapes.ipynb"), before, "--check writes nothing");
+
+    let report = extract(&ws);
+    assert_eq!(report.pinned, ["notebooks/shapes.ipynb"]);
+    assert!(
+        cell_source(&ws, "notebooks/shapes.ipynb", "shapes-6")
+            .starts_with(":dep serde = { version = \"=1.0.228\", features = [\"derive\"] }\nlet s")
+    );
+    check(&ws).unwrap();
 }

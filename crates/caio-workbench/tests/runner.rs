@@ -204,3 +204,52 @@ fn long_output_is_cut_with_a_visible_note() {
     assert!(!first.contains("line 9999"), "the rest is dropped");
     assert!(first.contains("[output truncated: the cell printed more than 1000 bytes"), "{first}");
 }
+
+/// The four ways a notebook the runner used to accept failed in Jupyter,
+/// each rejected now with evcxr's reason, naming cell, line and variable.
+#[test]
+fn a_closure_kept_as_a_variable_is_refused_as_evcxr_refuses_it() {
+    let message = failure("persist_closure.ipynb");
+    assert!(
+        message.starts_with("notebooks/persist_closure.ipynb: cell 1 (id persis-0), line 1: The variable `double` is a closure, which cannot be persisted"),
+        "{message}"
+    );
+    assert!(message.contains("Box<dyn Fn(..)>") && message.contains("wrap the code in braces"), "{message}");
+}
+
+#[test]
+fn a_boxed_closure_borrowing_a_local_is_refused_as_evcxr_refuses_it() {
+    let message = failure("persist_closure_borrow.ipynb");
+    assert!(message.contains("notebooks/persist_closure_borrow.ipynb: cell 1 (id persis-0), line 2: The variable `size` is a closure, which cannot be persisted"), "{message}");
+    assert!(message.contains("borrows local data") && message.contains("move"), "{message}");
+}
+
+#[test]
+fn a_variable_holding_a_borrow_is_refused_as_evcxr_refuses_it() {
+    let message = failure("persist_reference.ipynb");
+    assert!(
+        message.contains("notebooks/persist_reference.ipynb: cell 1 (id persis-0), line 2: The variable `first` contains a reference with a non-static lifetime, so it can't be persisted"),
+        "{message}"
+    );
+    assert!(message.contains("`words` does not live long enough") && message.contains("wrap the code"), "{message}");
+}
+
+#[test]
+fn a_borrow_of_a_variable_from_an_earlier_cell_is_refused_as_evcxr_refuses_it() {
+    let message = failure("persist_borrow_across_cells.ipynb");
+    assert!(
+        message.contains("notebooks/persist_borrow_across_cells.ipynb: cell 2 (id persis-1), line 1: The variable `best` contains a reference with a non-static lifetime"),
+        "{message}"
+    );
+    assert!(message.contains("`verdicts` does not live long enough"), "{message}");
+}
+
+#[test]
+fn the_same_programs_written_for_evcxr_run() {
+    let (dir, ws) = runner_workspace();
+    run(&ws, &dir, &["persist_fixed.ipynb"], None).expect("owned data, a boxed closure and a braced block persist");
+    let shown = outputs(&ws, "persist_fixed.ipynb");
+    assert_eq!(shown[0]["outputs"][0]["data"]["text/plain"], json!(["42"]));
+    assert_eq!(shown[1]["outputs"][0]["data"]["text/plain"], json!(["Some(3)"]));
+    assert_eq!(shown[2]["outputs"][0]["text"], json!(["1\n"]));
+}

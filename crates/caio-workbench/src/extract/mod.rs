@@ -281,6 +281,8 @@ pub struct Report {
     pub removed: Vec<String>,
     /// Files already up to date.
     pub unchanged: usize,
+    /// Notebooks whose `:dep` versions were pinned to `Cargo.lock`.
+    pub pinned: Vec<String>,
 }
 
 /// Runs extract. With `check`, drift is an error listing every file.
@@ -288,10 +290,12 @@ pub fn run(ws: &Workspace, options: Options) -> Result<Report> {
     let plan = plan(ws)?;
     let drifts = drift(ws, &plan)?;
     let mut report = Report { unchanged: plan.files.len(), ..Report::default() };
+    let pins = crate::pins::check(ws)?;
     if options.check {
-        Error::from_list(drifts.iter().map(Error::from).collect())?;
+        Error::from_list(drifts.iter().map(Error::from).chain(pins.iter().map(Error::from)).collect())?;
         return Ok(report);
     }
+    report.pinned = crate::pins::apply(ws, &pins)?;
     if !options.force {
         Error::from_list(
             drifts

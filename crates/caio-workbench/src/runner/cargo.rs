@@ -74,6 +74,67 @@ pub struct Span {
     /// A note on the span.
     #[serde(default)]
     pub label: Option<String>,
+    /// The source lines the span covers.
+    #[serde(default)]
+    pub text: Vec<SpanText>,
+}
+
+/// A source line of a span.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpanText {
+    /// The line.
+    pub text: String,
+    /// 1-based first column of the span on it.
+    pub highlight_start: usize,
+    /// 1-based column after the span.
+    pub highlight_end: usize,
+}
+
+/// The variable whose persistence check (`__caio_rt::persist`, inserted
+/// after every top-level `let`) a diagnostic is about, if it is about one:
+/// the compiler then says a borrow or a closure is not `'static`, and the
+/// notebook needs evcxr's explanation instead.
+fn persisted_variable(diagnostic: &Diagnostic) -> Option<String> {
+    const CALL: &str = "__caio_rt::persist(&";
+    let spans: Vec<&Span> =
+        diagnostic.spans.iter().chain(diagnostic.children.iter().flat_map(|c| c.spans.iter())).collect();
+    let calls = |line: &SpanText| -> Vec<String> {
+        line.text
+            .match_indices(CALL)
+            .filter_map(|(at, _)| line.text[at + CALL.len()..].split(',').next().map(str::to_string))
+            .collect()
+    };
+    // The span the compiler highlights in a persistence call names the
+    // variable; other spans only share its line.
+    let highlighted = spans.iter().flat_map(|s| &s.text).find_map(|line| {
+        let highlight = line.text.get(line.highlight_start.saturating_sub(1)..line.highlight_end.saturating_sub(1))?;
+        let argument = highlight.strip_prefix(CALL)?.split(',').next()?;
+        calls(line).into_iter().find(|c| c == argument)
+    });
+    highlighted.or_else(|| {
+        let needs_static = diagnostic.children.iter().any(|c| c.message.contains("'static"))
+            || spans.iter().any(|s| s.label.as_deref().is_some_and(|l| l.contains("'static")));
+        let mut found = spans.iter().flat_map(|s| &s.text).flat_map(calls);
+        needs_static.then(|| found.next()).flatten()
+    })
+}
+
+/// evcxr's explanation of a variable it cannot keep.
+fn persistence_message(diagnostic: &Diagnostic, name: &str) -> String {
+    // A closure that borrows: E0373, or E0597 on a value the closure captured.
+    let closure = diagnostic.code.as_ref().is_some_and(|c| c.code == "E0373")
+        || diagnostic.spans.iter().any(|s| s.label.as_deref().is_some_and(|l| l.contains("captured")));
+    if closure {
+        format!(
+            "The variable `{name}` is a closure, which cannot be persisted (evcxr keeps every top-level variable of a cell for the next cells, and this one borrows local data: {}). Move the data into it, as in `let {name}: Box<dyn Fn(..)> = Box::new(move |..| ..);`, make it a `fn`, or wrap the code in braces so the variable is not kept.",
+            diagnostic.message
+        )
+    } else {
+        format!(
+            "The variable `{name}` contains a reference with a non-static lifetime, so it can't be persisted (evcxr keeps every top-level variable of a cell for the next cells; {}). Make it own its data, or wrap the code that uses it in braces so it goes out of scope.",
+            diagnostic.message
+        )
+    }
 }
 
 /// What the build produced, by runner crate manifest.
@@ -165,9 +226,16 @@ pub fn describe(
                 || span.file_name.ends_with("/src/main.rs") && span.file_name.starts_with("nb/") =>
         {
             match map.lookup(span.line_start) {
-                Some((cell, line)) => {
-                    format!("{notebook}: {}: error{code}: {}", cell_ref(cell, line), diagnostic.message)
-                }
+                Some((cell, line)) => match persisted_variable(diagnostic) {
+                    Some(name) => {
+                        return format!(
+                            "{notebook}: {}: {}",
+                            cell_ref(cell, line),
+                            persistence_message(diagnostic, &name)
+                        );
+                    }
+                    None => format!("{notebook}: {}: error{code}: {}", cell_ref(cell, line), diagnostic.message),
+                },
                 None => format!(
                     "{notebook}: error{code} in code the runner generated around your cells (is a cell's last expression, or a `?`, of an unexpected type?): {}",
                     diagnostic.rendered.as_deref().unwrap_or(&diagnostic.message).trim_end()

@@ -15,6 +15,7 @@
 mod bounded;
 pub mod capture;
 pub mod cargo;
+pub mod evcxr;
 pub mod program;
 mod runtime;
 
@@ -227,8 +228,8 @@ fn prepare(file: &NotebookFile, runner_dir: &Path) -> Result<Prepared> {
     let mut package = toml::Table::new();
     package.insert("name".into(), format!("nb-{}", slug(&file.rel)).into());
     package.insert("version".into(), "0.0.0".into());
-    // evcxr compiles cells as edition 2021.
-    package.insert("edition".into(), "2021".into());
+    // evcxr (0.22) compiles cells as edition 2024.
+    package.insert("edition".into(), "2024".into());
     package.insert("publish".into(), false.into());
     let mut manifest = toml::Table::new();
     manifest.insert("package".into(), package.into());
@@ -344,7 +345,11 @@ fn execute(p: &Prepared, executable: &Path, options: &Options) -> Result<Outcome
         let fail = |cell: CellRef, message: String| Err(Error::Cell { path: path.clone(), cell, message });
         if let Some(panic) = &run.panic {
             return match p.program.source_map.lookup(panic.line).filter(|_| panic.file.ends_with("src/main.rs")) {
-                Some((_, line)) => fail(cell.at_line(line), format!("panicked: {}", panic.message)),
+                Some((_, line)) => match panic.message.strip_prefix("caio-persist: ") {
+                    // Not a panic of the notebook's code: the variable evcxr could not keep.
+                    Some(message) => fail(cell.at_line(line), message.to_string()),
+                    None => fail(cell.at_line(line), format!("panicked: {}", panic.message)),
+                },
                 None => {
                     fail(cell, format!("panicked at {}:{}:{}: {}", panic.file, panic.line, panic.column, panic.message))
                 }

@@ -199,6 +199,17 @@ pub fn build(notebook: &Notebook, notebook_dir: &Path) -> Result<Program, Vec<Ce
                 {
                     cell_code.final_expr = Some(chunk(mac))
                 }
+                syn::Stmt::Local(local) => {
+                    // evcxr keeps every top-level variable for the next
+                    // cells: check each binding as it would, on the line
+                    // the `let` ends, so a failure points there.
+                    let mut statement = chunk(local);
+                    let names = if local.init.is_some() { bindings(&local.pat) } else { Vec::new() };
+                    for name in names {
+                        statement.text.push_str(&format!(" __caio_rt::persist(&{name}, \"{name}\");"));
+                    }
+                    cell_code.statements.push(statement);
+                }
                 other => cell_code.statements.push(chunk(other)),
             }
         }
@@ -303,6 +314,23 @@ fn parse_dep(spec: &str, notebook_dir: &Path) -> Result<(String, toml::Value), S
         return Err(format!("`:dep {name}` must be a version string or an inline table; {usage}"));
     }
     Ok((name, value))
+}
+
+/// The variables a `let` pattern binds.
+fn bindings(pat: &syn::Pat) -> Vec<String> {
+    struct Names(Vec<String>);
+    impl<'ast> syn::visit::Visit<'ast> for Names {
+        fn visit_pat_ident(&mut self, ident: &'ast syn::PatIdent) {
+            self.0.push(ident.ident.to_string());
+            syn::visit::visit_pat_ident(self, ident);
+        }
+        // A path in a pattern (`None`, `Enum::Variant`) binds nothing.
+        fn visit_expr(&mut self, _: &'ast syn::Expr) {}
+    }
+    let mut names = Names(Vec::new());
+    syn::visit::Visit::visit_pat(&mut names, pat);
+    names.0.retain(|n| n != "_");
+    names.0
 }
 
 /// Whether a statement awaits outside any `async` block or closure, which

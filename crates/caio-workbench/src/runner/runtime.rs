@@ -51,6 +51,26 @@ mod __caio_rt {
         }
     }
 
+    /// What evcxr requires of every top-level variable of a cell, which it
+    /// keeps for the next cells: a `'static` type (checked by the compiler
+    /// through this bound) that is not a closure (checked here, by the
+    /// type's name, as evcxr checks the type rust-analyzer infers).
+    #[track_caller]
+    pub fn persist<T: 'static>(_value: &T, name: &str) {
+        let type_name = std::any::type_name::<T>();
+        if type_name.contains("{{closure}}") && !type_name.ends_with("}}") {
+            // A type holding a closure (an iterator adaptor, say): evcxr cannot name it.
+            panic!(
+                "caio-persist: The variable `{name}` has type `{type_name}` which cannot be persisted (evcxr keeps every top-level variable of a cell for the next cells, and must write its type). Collect it into owned data, box it (`let {name}: Box<dyn Iterator<Item = ..>> = Box::new(..);`), or wrap the code in braces so the variable is not kept."
+            );
+        }
+        if type_name.contains("{{closure}}") {
+            panic!(
+                "caio-persist: The variable `{name}` is a closure, which cannot be persisted (evcxr keeps every top-level variable of a cell for the next cells). Box it, as in `let {name}: Box<dyn Fn(..)> = Box::new(|..| ..);`, make it a `fn`, or wrap the code in braces so the variable is not kept."
+            );
+        }
+    }
+
     /// Found by method resolution only when the value has no `evcxr_display`
     /// of its own (see the runner documentation).
     pub trait DebugFallback {
