@@ -37,7 +37,6 @@ struct Record {
     stderr: String,
     data: BTreeMap<String, String>,
     error: Option<String>,
-    seconds: f64,
 }
 
 /// A cell's outputs, reduced to what both engines produce.
@@ -105,8 +104,6 @@ pub struct NotebookReport {
     pub cells: usize,
     /// Seconds under evcxr.
     pub seconds: f64,
-    /// Seconds evcxr took for each executed cell (1-based cell number).
-    pub cell_seconds: Vec<(usize, f64)>,
     /// Each difference: the cell, and what differs.
     pub differences: Vec<String>,
 }
@@ -235,7 +232,6 @@ impl Worker<'_> {
             notebook: file.rel.clone(),
             cells: records.len(),
             seconds: started.elapsed().as_secs_f64(),
-            cell_seconds: Vec::new(),
             differences: Vec::new(),
         };
         if !status.success() {
@@ -265,7 +261,6 @@ impl Worker<'_> {
             if let Some(difference) = compare(&native, &evcxr, parsed.volatile) {
                 report.differences.push(format!("{at}{difference}"));
             }
-            report.cell_seconds.push((index + 1, record.seconds));
         }
         progress.finished(
             &file.rel,
