@@ -1,0 +1,397 @@
+//! Adapters: how one call in the OpenAI wire format becomes a request to a
+//! service, and its reply an answer in that format again. `openai` speaks
+//! the format already (Ollama's `/v1`, llama.cpp's server, vLLM, LM Studio,
+//! cloud APIs): the body passes through with the contract's model name.
+//! `ollama` maps to Ollama's native `/api/chat` and `/api/embeddings`.
+//! `http` builds the body from the contract's template and reads the
+//! answer at the contract's JSON pointers.
+//!
+//! This module must never do I/O: it only translates.
+
+use base64::Engine;
+use caio_calculus::contract::{Adapter, Contract, HttpMapping};
+use serde_json::{Value, json};
+use url::Url;
+
+/// What the caller asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `POST /v1/chat/completions`.
+    Chat,
+    /// `POST /v1/embeddings`.
+    Embeddings,
+}
+
+impl Operation {
+    /// The capability a service needs for it by default.
+    pub fn capability(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat",
+            Operation::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// One call, as the client sent it in the OpenAI wire format.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Chat or embeddings.
+    pub operation: Operation,
+    /// The body: `messages` for chat, `input` for embeddings, and options.
+    pub body: Value,
+    /// Whether the answer is streamed as server-sent events.
+    pub stream: bool,
+    /// The id answers carry (`chatcmpl-...`).
+    pub id: String,
+    /// Seconds since the epoch, for `created`.
+    pub created: u64,
+}
+
+/// The request to send to a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    /// Where.
+    pub url: Url,
+    /// The JSON body.
+    pub body: Value,
+    /// How the service streams, when the call is streamed.
+    pub framing: Framing,
+}
+
+/// How a service's stream is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Server-sent events in the OpenAI format: passed through unchanged.
+    OpenaiEvents,
+    /// Ollama's JSON lines, translated into OpenAI events.
+    OllamaLines,
+    /// No stream: the whole answer is sent as one event.
+    Whole,
+}
+
+fn join(endpoint: &str, path: &str) -> Result<Url, String> {
+    let joined = format!("{}{}", endpoint.trim_end_matches('/'), path);
+    Url::parse(&joined).map_err(|e| format!("`{joined}` is not a URL: {e}"))
+}
+
+fn model(contract: &Contract, call: &Call) -> Value {
+    contract.api.model.clone().map(Value::String).unwrap_or_else(|| call.body.get("model").cloned().unwrap_or(Value::Null))
+}
+
+/// The text of the last user message, for APIs that take one prompt.
+fn prompt(body: &Value) -> String {
+    let messages = body.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .and_then(|m| content_text(m.get("content")?))
+        .unwrap_or_default()
+}
+
+/// A message's content as text: a string, or the text parts of a list.
+fn content_text(content: &Value) -> Option<String> {
+    match content {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
+        ),
+        _ => None,
+    }
+}
+
+/// Ollama's options from OpenAI's sampling parameters.
+fn ollama_options(body: &Value) -> Value {
+    let mut options = serde_json::Map::new();
+    for (from, to) in [("temperature", "temperature"), ("top_p", "top_p"), ("seed", "seed"), ("stop", "stop"), ("max_tokens", "num_predict")] {
+        if let Some(value) = body.get(from).filter(|v| !v.is_null()) {
+            options.insert(to.into(), value.clone());
+        }
+    }
+    Value::Object(options)
+}
+
+fn substitute(template: &Value, values: &[(&str, Value)]) -> Value {
+    match template {
+        Value::String(s) => {
+            if let Some((_, value)) = values.iter().find(|(name, _)| s == name) {
+                return value.clone();
+            }
+            let mut text = s.clone();
+            for (name, value) in values {
+                if text.contains(name) {
+                    let shown = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+                    text = text.replace(name, &shown);
+                }
+            }
+            Value::String(text)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| substitute(v, values)).collect()),
+        Value::Object(fields) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), substitute(v, values))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Result<Prepared, String> {
+    let model = model(contract, call);
+    let values = [
+        ("{prompt}", Value::String(prompt(&call.body))),
+        ("{messages}", call.body.get("messages").cloned().unwrap_or(Value::Null)),
+        ("{input}", call.body.get("input").cloned().unwrap_or(Value::Null)),
+        ("{model}", model.clone()),
+    ];
+    let path = mapping.path.replace("{model}", model.as_str().unwrap_or_default());
+    let wanted = match call.operation {
+        Operation::Chat => &mapping.response.content,
+        Operation::Embeddings => &mapping.response.embedding,
+    };
+    if wanted.is_none() {
+        let field = if call.operation == Operation::Chat { "content" } else { "embedding" };
+        return Err(format!("its contract maps no `api.http.response.{field}`"));
+    }
+    Ok(Prepared { url: join(&contract.api.endpoint, &path)?, body: substitute(&mapping.request, &values), framing: Framing::Whole })
+}
+
+/// The request for `contract`'s service, or why its adapter cannot make one.
+pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
+    let api = &contract.api;
+    match (api.adapter, call.operation) {
+        (Adapter::Openai, operation) => {
+            let path = if operation == Operation::Chat { "/chat/completions" } else { "/embeddings" };
+            let mut body = call.body.clone();
+            if let (Some(fields), Some(model)) = (body.as_object_mut(), &api.model) {
+                fields.insert("model".into(), Value::String(model.clone()));
+            }
+            Ok(Prepared { url: join(&api.endpoint, path)?, body, framing: Framing::OpenaiEvents })
+        }
+        (Adapter::Ollama, Operation::Chat) => Ok(Prepared {
+            url: join(&api.endpoint, "/api/chat")?,
+            body: json!({
+                "model": model(contract, call),
+                "messages": call.body.get("messages").cloned().unwrap_or(Value::Null),
+                "stream": call.stream,
+                "options": ollama_options(&call.body),
+            }),
+            framing: Framing::OllamaLines,
+        }),
+        (Adapter::Ollama, Operation::Embeddings) => {
+            let Some(input) = call.body.get("input").and_then(Value::as_str) else {
+                return Err("Ollama's `/api/embeddings` embeds one string: send `input` as a string".into());
+            };
+            Ok(Prepared {
+                url: join(&api.endpoint, "/api/embeddings")?,
+                body: json!({"model": model(contract, call), "prompt": input}),
+                framing: Framing::Whole,
+            })
+        }
+        (Adapter::Http, _) => {
+            let mapping = api.http.as_ref().ok_or("its contract has no `api.http`")?;
+            http_prepare(contract, mapping, call)
+        }
+    }
+}
+
+fn usage(prompt_tokens: u64, completion_tokens: u64) -> Value {
+    json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens})
+}
+
+fn chat_completion(call: &Call, model: &Value, content: &str, finish: &str, usage: Value) -> Value {
+    json!({
+        "id": call.id,
+        "object": "chat.completion",
+        "created": call.created,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+        "usage": usage,
+    })
+}
+
+fn embedding_list(call: &Call, model: &Value, vector: &[Value]) -> Result<Value, String> {
+    let numbers: Option<Vec<f64>> = vector.iter().map(Value::as_f64).collect();
+    let numbers = numbers.ok_or("the embedding holds something other than numbers")?;
+    let embedding = if call.body.get("encoding_format").and_then(Value::as_str) == Some("base64") {
+        let bytes: Vec<u8> = numbers.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect();
+        Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+    } else {
+        Value::from(numbers)
+    };
+    Ok(json!({
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": embedding}],
+        "model": model,
+        "usage": {"prompt_tokens": 0, "total_tokens": 0},
+    }))
+}
+
+fn pointer<'a>(reply: &'a Value, pointer: &str) -> Result<&'a Value, String> {
+    reply.pointer(pointer).ok_or_else(|| format!("the reply has nothing at `{pointer}`"))
+}
+
+/// The service's complete reply as an answer in the OpenAI format, or why
+/// the reply is not what the adapter expects.
+pub fn answer(contract: &Contract, call: &Call, reply: Value) -> Result<Value, String> {
+    let model = model(contract, call);
+    match (contract.api.adapter, call.operation) {
+        (Adapter::Openai, Operation::Chat) => {
+            reply.get("choices").and_then(Value::as_array).ok_or("the reply has no `choices` list")?;
+            Ok(reply)
+        }
+        (Adapter::Openai, Operation::Embeddings) => {
+            reply.get("data").and_then(Value::as_array).ok_or("the reply has no `data` list")?;
+            Ok(reply)
+        }
+        (Adapter::Ollama, Operation::Chat) => {
+            let content = reply.pointer("/message/content").and_then(Value::as_str).ok_or("the reply has no `message.content`")?;
+            let tokens = |field: &str| reply.get(field).and_then(Value::as_u64).unwrap_or(0);
+            let finish = reply.get("done_reason").and_then(Value::as_str).unwrap_or("stop");
+            Ok(chat_completion(call, &model, content, finish, usage(tokens("prompt_eval_count"), tokens("eval_count"))))
+        }
+        (Adapter::Ollama, Operation::Embeddings) => {
+            let vector = reply.get("embedding").and_then(Value::as_array).ok_or("the reply has no `embedding` list")?;
+            embedding_list(call, &model, vector)
+        }
+        (Adapter::Http, operation) => {
+            let response = &contract.api.http.as_ref().ok_or("its contract has no `api.http`")?.response;
+            if operation == Operation::Chat {
+                let at = response.content.as_deref().ok_or("its contract maps no `api.http.response.content`")?;
+                let content = pointer(&reply, at)?.as_str().ok_or_else(|| format!("`{at}` of the reply is not text"))?;
+                Ok(chat_completion(call, &model, content, "stop", usage(0, 0)))
+            } else {
+                let at = response.embedding.as_deref().ok_or("its contract maps no `api.http.response.embedding`")?;
+                let vector = pointer(&reply, at)?.as_array().ok_or_else(|| format!("`{at}` of the reply is not a list"))?;
+                embedding_list(call, &model, vector)
+            }
+        }
+    }
+}
+
+/// One server-sent event.
+pub fn event(data: &Value) -> bytes::Bytes {
+    bytes::Bytes::from(format!("data: {data}\n\n"))
+}
+
+/// The last event of an OpenAI stream.
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// A chunk of a streamed chat completion.
+pub fn chunk(call: &Call, model: &Value, delta: Value, finish: Option<&str>) -> Value {
+    json!({
+        "id": call.id,
+        "object": "chat.completion.chunk",
+        "created": call.created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    })
+}
+
+/// The events of a whole answer sent as a stream (for services that do
+/// not stream): the role and content, then the finish, then `[DONE]`.
+pub fn whole_as_events(call: &Call, answer: &Value) -> Vec<bytes::Bytes> {
+    let model = answer.get("model").cloned().unwrap_or(Value::Null);
+    let content = answer.pointer("/choices/0/message/content").cloned().unwrap_or(Value::String(String::new()));
+    let finish = answer.pointer("/choices/0/finish_reason").and_then(Value::as_str).unwrap_or("stop");
+    vec![
+        event(&chunk(call, &model, json!({"role": "assistant", "content": content}), None)),
+        event(&chunk(call, &model, json!({}), Some(finish))),
+        bytes::Bytes::from_static(DONE),
+    ]
+}
+
+/// Translates one of Ollama's stream lines into OpenAI events; the flag
+/// says whether it was the last (`done: true`).
+pub fn ollama_line(call: &Call, contract: &Contract, line: &[u8]) -> Result<(Vec<bytes::Bytes>, bool), String> {
+    let value: Value = serde_json::from_slice(line).map_err(|e| format!("a stream line is not JSON: {e}"))?;
+    let model = model(contract, call);
+    let mut events = Vec::new();
+    if let Some(content) = value.pointer("/message/content").and_then(Value::as_str).filter(|c| !c.is_empty()) {
+        events.push(event(&chunk(call, &model, json!({"role": "assistant", "content": content}), None)));
+    }
+    let done = value.get("done").and_then(Value::as_bool).unwrap_or(false);
+    if done {
+        let finish = value.get("done_reason").and_then(Value::as_str).unwrap_or("stop");
+        events.push(event(&chunk(call, &model, json!({}), Some(finish))));
+        events.push(bytes::Bytes::from_static(DONE));
+    }
+    Ok((events, done))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use caio_calculus::contract::{Format, parse_contracts};
+
+    fn contract(api: &str) -> Contract {
+        let text = format!(
+            r#"{{"id": "s", "version": "1.0.0", "capabilities": ["chat", "embeddings"], "privacy": {{"data_locality": "local"}}, "api": {api}}}"#
+        );
+        parse_contracts(&text, Format::Json).unwrap().remove(0)
+    }
+
+    fn call(operation: Operation, body: Value) -> Call {
+        Call { operation, stream: false, body, id: "chatcmpl-1".into(), created: 7 }
+    }
+
+    #[test]
+    fn openai_passes_the_body_through_with_the_contract_model() {
+        let c = contract(r#"{"adapter": "openai", "endpoint": "http://127.0.0.1:9/v1/", "model": "phi3"}"#);
+        let body = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2});
+        let prepared = prepare(&c, &call(Operation::Chat, body)).unwrap();
+        assert_eq!(prepared.url.as_str(), "http://127.0.0.1:9/v1/chat/completions");
+        assert_eq!(prepared.body, json!({"model": "phi3", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2}));
+        assert!(answer(&c, &call(Operation::Chat, json!({})), json!({"error": "x"})).unwrap_err().contains("choices"));
+    }
+
+    #[test]
+    fn ollama_maps_chat_and_embeddings_both_ways() {
+        let c = contract(r#"{"adapter": "ollama", "endpoint": "http://127.0.0.1:11434", "model": "llama3:8b"}"#);
+        let chat = call(Operation::Chat, json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}));
+        let prepared = prepare(&c, &chat).unwrap();
+        assert_eq!(prepared.url.as_str(), "http://127.0.0.1:11434/api/chat");
+        assert_eq!(prepared.body["options"], json!({"num_predict": 5}));
+        let reply = json!({"message": {"role": "assistant", "content": "hello"}, "done": true, "prompt_eval_count": 3, "eval_count": 2});
+        let answered = answer(&c, &chat, reply).unwrap();
+        assert_eq!(answered["choices"][0]["message"]["content"], "hello");
+        assert_eq!(answered["usage"], json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}));
+        let embed = call(Operation::Embeddings, json!({"model": "embeddings", "input": "text", "encoding_format": "base64"}));
+        assert_eq!(prepare(&c, &embed).unwrap().body, json!({"model": "llama3:8b", "prompt": "text"}));
+        let answered = answer(&c, &embed, json!({"embedding": [1.0, -2.0]})).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(answered["data"][0]["embedding"].as_str().unwrap()).unwrap();
+        assert_eq!(bytes, [1.0f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat());
+        let many = call(Operation::Embeddings, json!({"input": ["a", "b"]}));
+        assert!(prepare(&c, &many).unwrap_err().contains("one string"));
+    }
+
+    #[test]
+    fn ollama_stream_lines_become_openai_events() {
+        let c = contract(r#"{"adapter": "ollama", "endpoint": "http://127.0.0.1:11434", "model": "m"}"#);
+        let chat = call(Operation::Chat, json!({}));
+        let (events, done) = ollama_line(&chat, &c, br#"{"message": {"content": "he"}, "done": false}"#).unwrap();
+        assert!(!done);
+        assert!(std::str::from_utf8(&events[0]).unwrap().contains(r#""delta":{"content":"he","role":"assistant"}"#));
+        let (events, done) = ollama_line(&chat, &c, br#"{"message": {"content": ""}, "done": true}"#).unwrap();
+        assert!(done);
+        assert_eq!(events.len(), 2);
+        assert_eq!(&events[1][..], DONE);
+        assert!(ollama_line(&chat, &c, b"{not json").is_err());
+    }
+
+    #[test]
+    fn http_builds_the_template_and_reads_the_pointers() {
+        let c = contract(
+            r#"{"adapter": "http", "endpoint": "http://127.0.0.1:9", "model": "tiny",
+                "http": {"path": "/models/{model}/generate", "request": {"text": "{prompt}", "history": "{messages}", "note": "model {model}"},
+                         "response": {"content": "/output/0/text"}}}"#,
+        );
+        let chat = call(Operation::Chat, json!({"messages": [{"role": "user", "content": "first"}, {"role": "assistant", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "last"}]}]}));
+        let prepared = prepare(&c, &chat).unwrap();
+        assert_eq!(prepared.url.as_str(), "http://127.0.0.1:9/models/tiny/generate");
+        assert_eq!(prepared.body["text"], "last");
+        assert_eq!(prepared.body["history"], chat.body["messages"]);
+        assert_eq!(prepared.body["note"], "model tiny");
+        let answered = answer(&c, &chat, json!({"output": [{"text": "ok"}]})).unwrap();
+        assert_eq!(answered["choices"][0]["message"]["content"], "ok");
+        assert_eq!(answer(&c, &chat, json!({"output": []})).unwrap_err(), "the reply has nothing at `/output/0/text`");
+        let embed = call(Operation::Embeddings, json!({"input": "x"}));
+        assert_eq!(prepare(&c, &embed).unwrap_err(), "its contract maps no `api.http.response.embedding`");
+    }
+}

@@ -1,0 +1,202 @@
+//! # caio-gateway
+//!
+//! Executes routed requests: given the calculus's decision (the selected
+//! service, then the other admitted ones, best first), the gateway calls the
+//! services through their adapters, retries transient failures with jittered
+//! backoff, falls back along the ranked alternatives, keeps a circuit breaker
+//! per service (the calculus's state machine, fed with real outcomes), and
+//! records every attempt. It connects only to origins the registry declares
+//! or the operator allows, redirects included.
+//!
+//! This crate must never choose a service the decision did not admit, and
+//! must never write a credential anywhere: keys are read from the
+//! environment at each call and only sent to the service that needs them.
+
+pub mod adapter;
+pub mod egress;
+mod execute;
+#[cfg(feature = "fixture")]
+pub mod fixture;
+pub mod observe;
+pub mod resilience;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use caio_calculus::breaker::BreakerConfig;
+use caio_calculus::registry::Registry;
+use serde::{Deserialize, Serialize};
+
+pub use adapter::{Call, Operation};
+pub use egress::{Egress, Refusal};
+pub use execute::{Attempt, Failed, Reply, Streamed};
+pub use observe::Observed;
+pub use resilience::{BreakerView, Breakers, Failure, RetryPolicy};
+
+/// The gateway's settings (`[gateway]` of `caio.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Origins the gateway may reach besides the contracts' endpoints,
+    /// such as `https://api.openai.com`.
+    pub allow: Vec<String>,
+    /// Retries on one service before falling back.
+    pub retry: RetryPolicy,
+    /// The breaker of each service.
+    pub breaker: BreakerConfig,
+    /// Services tried at most per call, the selected one included.
+    pub max_services: usize,
+    /// Idle connections kept per host.
+    pub pool_idle_per_host: usize,
+    /// Longest wait to connect, in ms (the contract's `timeout_ms` bounds
+    /// the whole call).
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            allow: Vec::new(),
+            retry: RetryPolicy::default(),
+            breaker: BreakerConfig::default(),
+            max_services: 4,
+            pool_idle_per_host: 64,
+            connect_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// Why the gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A setting is wrong.
+    #[error("gateway.{field}: {message}")]
+    Config {
+        /// Which.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Reads an environment variable: the process environment by default; tests
+/// and embedders may supply another source of keys.
+pub type Environment = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The gateway: one pooled HTTP client, the allowlist, the breakers and the
+/// record of outcomes. Cheap to share behind an `Arc`.
+pub struct Gateway {
+    client: reqwest::Client,
+    egress: Arc<Egress>,
+    breakers: Breakers,
+    observed: Observed,
+    config: GatewayConfig,
+    jitter: resilience::Jitter,
+    environment: Environment,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway with `config`; call [`Gateway::declare`] with the registry
+    /// before the first call.
+    pub fn new(config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        let egress = Egress::new(&config.allow).map_err(|message| GatewayError::Config { field: "allow", message })?;
+        if config.max_services == 0 {
+            return Err(GatewayError::Config { field: "max_services", message: "must be at least 1".into() });
+        }
+        // One process-wide TLS provider; a second install is refused, harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .redirect(egress.redirect_policy(5))
+            .pool_max_idle_per_host(config.pool_idle_per_host)
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()?;
+        Ok(Gateway {
+            client,
+            egress,
+            breakers: Breakers::new(config.breaker),
+            observed: Observed::default(),
+            config,
+            jitter: resilience::Jitter::from_clock(),
+            environment: Arc::new(|name| std::env::var(name).ok()),
+        })
+    }
+
+    /// The same gateway, reading keys from `environment` instead of the
+    /// process environment.
+    pub fn with_environment(mut self, environment: Environment) -> Gateway {
+        self.environment = environment;
+        self
+    }
+
+    /// Declares the registry's endpoints as the allowed destinations.
+    pub fn declare(&self, registry: &Registry) {
+        self.egress.declare(registry);
+    }
+
+    /// The allowlist.
+    pub fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
+    /// The breakers.
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
+    }
+
+    /// What has been observed of the services.
+    pub fn observed(&self) -> &Observed {
+        &self.observed
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// The gateway's metrics in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# HELP caio_breaker_state Circuit breaker state by service: 0 closed, 1 half-open, 2 open.");
+        let _ = writeln!(out, "# TYPE caio_breaker_state gauge");
+        let views = self.breakers.views();
+        for (service, view) in &views {
+            let value = match view.state {
+                "open" => 2,
+                "half_open" => 1,
+                _ => 0,
+            };
+            let _ = writeln!(out, "caio_breaker_state{{service=\"{service}\"}} {value}");
+        }
+        let _ = writeln!(out, "# HELP caio_breaker_opened_total Times a service's breaker opened.");
+        let _ = writeln!(out, "# TYPE caio_breaker_opened_total counter");
+        for (service, view) in &views {
+            let _ = writeln!(out, "caio_breaker_opened_total{{service=\"{service}\"}} {}", view.opened);
+        }
+        let _ = writeln!(out, "# HELP caio_upstream_calls_total Calls to services by outcome.");
+        let _ = writeln!(out, "# TYPE caio_upstream_calls_total counter");
+        for (service, history) in self.observed.history() {
+            let _ = writeln!(out, "caio_upstream_calls_total{{service=\"{service}\",outcome=\"success\"}} {}", history.calls - history.failures);
+            let _ = writeln!(out, "caio_upstream_calls_total{{service=\"{service}\",outcome=\"failure\"}} {}", history.failures);
+        }
+        let _ = writeln!(out, "# HELP caio_egress_refused_total Connections refused by the egress allowlist.");
+        let _ = writeln!(out, "# TYPE caio_egress_refused_total counter");
+        let refusals = self.egress.refusals();
+        for ((reason, origin), count) in &refusals {
+            let _ = writeln!(out, "caio_egress_refused_total{{reason=\"{}\",origin=\"{origin}\"}} {count}", reason.label());
+        }
+        if refusals.is_empty() {
+            let _ = writeln!(out, "caio_egress_refused_total{{reason=\"undeclared\",origin=\"\"}} 0");
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! Retries and circuit breakers: which failures are worth another try on
+//! the same service, how long to wait before it (exponential backoff with
+//! full jitter, or the server's `Retry-After`), and one breaker per service
+//! (the calculus's state machine, fed with real outcomes and a monotonic
+//! millisecond clock).
+//!
+//! This module must never make a call: the executor does, and reports here.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use caio_calculus::breaker::{Breaker, BreakerConfig, Outcome, Refused, State};
+use serde::{Deserialize, Serialize};
+
+/// How often and how patiently a failing call is retried on one service
+/// before the executor falls back to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Retries on the same service after the first try (0: fall back at once).
+    pub retries: u32,
+    /// The first backoff, in ms; it doubles with each retry.
+    pub base_backoff_ms: u64,
+    /// The longest backoff, in ms.
+    pub max_backoff_ms: u64,
+    /// The longest `Retry-After` honoured, in ms; a server asking for more
+    /// is skipped for the next service instead.
+    pub max_retry_after_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { retries: 2, base_backoff_ms: 50, max_backoff_ms: 2_000, max_retry_after_ms: 5_000 }
+    }
+}
+
+/// What went wrong with one try.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    /// No connection could be made.
+    Connect,
+    /// No complete answer within the contract's timeout.
+    Timeout,
+    /// The server asked to slow down (429), maybe saying for how long.
+    RateLimited {
+        /// Its `Retry-After`, in ms.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    /// The server failed (5xx).
+    Server {
+        /// The status.
+        status: u16,
+    },
+    /// The server refused the request itself (4xx other than 408 and 429):
+    /// another service would likely refuse it too.
+    Rejected {
+        /// The status.
+        status: u16,
+    },
+    /// The answer was not what the adapter expects.
+    Malformed,
+    /// The connection broke.
+    Transport,
+    /// The stream ended before the server said it was done.
+    Cut,
+    /// The destination, or a redirect, is not on the egress allowlist.
+    Egress,
+    /// The environment variable the contract names for the key is not set.
+    Credentials,
+}
+
+impl Failure {
+    /// Whether another try on the same service may succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Failure::Connect | Failure::RateLimited { .. } | Failure::Server { .. })
+    }
+    /// Whether the service is to blame (the breaker counts it): a refused
+    /// request is the caller's problem, not the service's health.
+    pub fn counts_against_service(&self) -> bool {
+        !matches!(self, Failure::Rejected { .. } | Failure::Egress | Failure::Credentials)
+    }
+    /// Whether falling back to another service makes sense.
+    pub fn falls_back(&self) -> bool {
+        !matches!(self, Failure::Rejected { .. })
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Connect => f.write_str("connect"),
+            Failure::Timeout => f.write_str("timeout"),
+            Failure::RateLimited { .. } => f.write_str("rate_limited"),
+            Failure::Server { status } => write!(f, "server_{status}"),
+            Failure::Rejected { status } => write!(f, "rejected_{status}"),
+            Failure::Malformed => f.write_str("malformed"),
+            Failure::Transport => f.write_str("transport"),
+            Failure::Cut => f.write_str("cut"),
+            Failure::Egress => f.write_str("egress_refused"),
+            Failure::Credentials => f.write_str("credentials_missing"),
+        }
+    }
+}
+
+/// Parses `Retry-After` as seconds (the HTTP-date form is not used by model
+/// servers and is ignored).
+pub fn retry_after_ms(value: Option<&str>) -> Option<u64> {
+    let seconds: f64 = value?.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1000.0).round() as u64)
+}
+
+/// A small, fast source of jitter (SplitMix64): jitter needs to spread
+/// retries, not to be unpredictable.
+#[derive(Debug)]
+pub struct Jitter(AtomicU64);
+
+impl Jitter {
+    /// Seeded from the clock, so replicas do not retry in step.
+    pub fn from_clock() -> Jitter {
+        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        Jitter(AtomicU64::new(seed))
+    }
+    /// A number in `[0, 1)`.
+    pub fn unit(&self) -> f64 {
+        let mut z = self.0.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+impl RetryPolicy {
+    /// How long to wait before retry number `retry` (1 for the first) after
+    /// `failure`, or `None` if it is not worth retrying on this service.
+    pub fn backoff(&self, retry: u32, failure: &Failure, jitter: &Jitter) -> Option<Duration> {
+        if retry > self.retries || !failure.retryable() {
+            return None;
+        }
+        if let Failure::RateLimited { retry_after_ms: Some(wait) } = failure {
+            return (*wait <= self.max_retry_after_ms).then(|| Duration::from_millis(*wait));
+        }
+        // Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^(n-1))].
+        let ceiling = self.base_backoff_ms.saturating_mul(1u64 << (retry - 1).min(30)).min(self.max_backoff_ms);
+        Some(Duration::from_millis((ceiling as f64 * jitter.unit()) as u64))
+    }
+}
+
+/// What `GET /v1/services/{id}` shows of a breaker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakerView {
+    /// `closed`, `open` or `half_open`.
+    pub state: &'static str,
+    /// While open: how long until probes are admitted, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+    /// While half-open: probes admitted and succeeded so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes: Option<(usize, usize)>,
+    /// How often it has opened since the process started.
+    pub opened: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    breaker: Breaker,
+    opened: u64,
+}
+
+/// One breaker per service, created closed on first use.
+#[derive(Debug)]
+pub struct Breakers {
+    config: BreakerConfig,
+    epoch: Instant,
+    entries: Mutex<BTreeMap<String, Entry>>,
+}
+
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Closed => "closed",
+        State::Open { .. } => "open",
+        State::HalfOpen { .. } => "half_open",
+    }
+}
+
+impl Breakers {
+    /// Breakers with `config`.
+    pub fn new(config: BreakerConfig) -> Breakers {
+        Breakers { config, epoch: Instant::now(), entries: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Milliseconds on the breakers' monotonic clock.
+    pub fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn with<T>(&self, service: &str, f: impl FnOnce(&mut Entry, u64) -> T) -> T {
+        let now = self.now();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = entries
+            .entry(service.to_string())
+            .or_insert_with(|| Entry { breaker: Breaker::new(self.config), opened: 0 });
+        f(entry, now)
+    }
+
+    /// Asks to call `service` now.
+    pub fn acquire(&self, service: &str) -> Result<(), Refused> {
+        self.with(service, |entry, now| entry.breaker.try_acquire(now))
+    }
+
+    /// Records how an admitted call to `service` ended; returns the state
+    /// name if the call changed it.
+    pub fn record(&self, service: &str, outcome: Outcome) -> Option<&'static str> {
+        self.with(service, |entry, now| {
+            let before = state_name(entry.breaker.state(now));
+            entry.breaker.record(now, outcome);
+            let after = entry.breaker.state(now);
+            if matches!(after, State::Open { .. }) && before != "open" {
+                entry.opened += 1;
+            }
+            let after = state_name(after);
+            (after != before).then_some(after)
+        })
+    }
+
+    /// The breaker of `service` as it is now (closed if it was never used).
+    pub fn view(&self, service: &str) -> BreakerView {
+        let now = self.now();
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = entries.get(service) else {
+            return BreakerView { state: "closed", retry_in_ms: None, probes: None, opened: 0 };
+        };
+        let state = entry.breaker.state(now);
+        BreakerView {
+            state: state_name(state),
+            retry_in_ms: match state {
+                State::Open { until } => Some(until.saturating_sub(now)),
+                _ => None,
+            },
+            probes: match state {
+                State::HalfOpen { admitted, succeeded } => Some((admitted, succeeded)),
+                _ => None,
+            },
+            opened: entry.opened,
+        }
+    }
+
+    /// Every breaker that has been used, by service.
+    pub fn views(&self) -> BTreeMap<String, BreakerView> {
+        let ids: Vec<String> = self.entries.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        ids.into_iter().map(|id| (id.clone(), self.view(&id))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        let policy = RetryPolicy::default();
+        let jitter = Jitter(AtomicU64::new(7));
+        for failure in [Failure::Connect, Failure::Server { status: 503 }, Failure::RateLimited { retry_after_ms: None }] {
+            assert!(policy.backoff(1, &failure, &jitter).is_some(), "{failure} is retried");
+            assert!(policy.backoff(3, &failure, &jitter).is_none(), "{failure}: two retries at most");
+        }
+        for failure in [Failure::Timeout, Failure::Rejected { status: 400 }, Failure::Malformed, Failure::Cut] {
+            assert!(policy.backoff(1, &failure, &jitter).is_none(), "{failure} is not retried on the same service");
+        }
+    }
+
+    #[test]
+    fn backoff_is_jittered_below_an_exponential_ceiling() {
+        let policy = RetryPolicy { retries: 10, base_backoff_ms: 100, max_backoff_ms: 1_000, max_retry_after_ms: 5_000 };
+        let jitter = Jitter(AtomicU64::new(42));
+        let waits: Vec<u64> = (0..200).map(|_| policy.backoff(2, &Failure::Connect, &jitter).unwrap().as_millis() as u64).collect();
+        assert!(waits.iter().all(|w| *w < 200), "the second retry waits below 2 x base");
+        assert!(waits.iter().any(|w| *w < 50) && waits.iter().any(|w| *w > 150), "the waits spread: {waits:?}");
+        assert!(policy.backoff(9, &Failure::Connect, &jitter).unwrap() < Duration::from_millis(1_000), "capped");
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_a_limit() {
+        let policy = RetryPolicy::default();
+        let jitter = Jitter(AtomicU64::new(1));
+        let limited = |s: &str| Failure::RateLimited { retry_after_ms: retry_after_ms(Some(s)) };
+        assert_eq!(policy.backoff(1, &limited("1"), &jitter), Some(Duration::from_millis(1_000)));
+        assert_eq!(policy.backoff(1, &limited("0.25"), &jitter), Some(Duration::from_millis(250)));
+        assert_eq!(policy.backoff(1, &limited("60"), &jitter), None, "too long: fall back instead");
+        assert_eq!(retry_after_ms(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(retry_after_ms(Some("-1")), None);
+    }
+
+    #[test]
+    fn breakers_open_and_count_openings() {
+        let config = BreakerConfig { minimum_calls: 2, open_ms: 60_000, ..BreakerConfig::default() };
+        let breakers = Breakers::new(config);
+        let failed = Outcome { success: false, duration_ms: 1 };
+        assert_eq!(breakers.record("a", failed), None);
+        assert_eq!(breakers.record("a", failed), Some("open"));
+        assert!(breakers.acquire("a").is_err());
+        let view = breakers.view("a");
+        assert_eq!((view.state, view.opened), ("open", 1));
+        assert!(view.retry_in_ms.unwrap() > 59_000);
+        assert_eq!(breakers.view("b").state, "closed");
+        assert!(breakers.acquire("b").is_ok());
+    }
+}
