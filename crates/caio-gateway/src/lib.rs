@@ -42,7 +42,8 @@ pub struct GatewayConfig {
     pub allow: Vec<String>,
     /// Retries on one service before falling back.
     pub retry: RetryPolicy,
-    /// The breaker of each service.
+    /// The breaker of each service; fields left out keep their defaults.
+    #[serde(deserialize_with = "partial_breaker")]
     pub breaker: BreakerConfig,
     /// Services tried at most per call, the selected one included.
     pub max_services: usize,
@@ -64,6 +65,42 @@ impl Default for GatewayConfig {
             connect_timeout_ms: 2_000,
         }
     }
+}
+
+/// `[gateway.breaker]` as written: every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakerFile {
+    window: Option<caio_calculus::breaker::Window>,
+    minimum_calls: Option<usize>,
+    failure_rate: Option<f64>,
+    slow_call_rate: Option<f64>,
+    slow_call_ms: Option<u64>,
+    open_ms: Option<u64>,
+    half_open_probes: Option<usize>,
+}
+
+fn partial_breaker<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BreakerConfig, D::Error> {
+    let file = BreakerFile::deserialize(deserializer)?;
+    let d = BreakerConfig::default();
+    let config = BreakerConfig {
+        window: file.window.unwrap_or(d.window),
+        minimum_calls: file.minimum_calls.unwrap_or(d.minimum_calls),
+        failure_rate: file.failure_rate.unwrap_or(d.failure_rate),
+        slow_call_rate: file.slow_call_rate.unwrap_or(d.slow_call_rate),
+        slow_call_ms: file.slow_call_ms.unwrap_or(d.slow_call_ms),
+        open_ms: file.open_ms.unwrap_or(d.open_ms),
+        half_open_probes: file.half_open_probes.unwrap_or(d.half_open_probes),
+    };
+    for (field, rate) in [("failure_rate", config.failure_rate), ("slow_call_rate", config.slow_call_rate)] {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(serde::de::Error::custom(format!("`{field}` must be in [0, 1], found {rate}")));
+        }
+    }
+    if config.half_open_probes == 0 {
+        return Err(serde::de::Error::custom("`half_open_probes` must be at least 1"));
+    }
+    Ok(config)
 }
 
 /// Why the gateway could not be built.
@@ -112,8 +149,6 @@ impl Gateway {
         if config.max_services == 0 {
             return Err(GatewayError::Config { field: "max_services", message: "must be at least 1".into() });
         }
-        // One process-wide TLS provider; a second install is refused, harmlessly.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .redirect(egress.redirect_policy(5))
             .pool_max_idle_per_host(config.pool_idle_per_host)

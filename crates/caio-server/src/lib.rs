@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 
 pub use error::ApiError;
-pub use state::{AppState, Clock, Limits, ServerConfig, system_clock};
+pub use state::{AppState, Clock, Limits, ServerConfig, StartError, system_clock};
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; the API is described at GET /openapi.json")
@@ -43,6 +43,9 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.0.config.limits.body_bytes;
     Router::new()
         .route("/v1/route", post(api::route::route))
+        .route("/v1/chat/completions", post(api::execute::chat_completions))
+        .route("/v1/embeddings", post(api::execute::embeddings))
+        .route("/v1/orchestrate", post(api::execute::orchestrate))
         .route("/v1/services", get(api::services::list).post(api::services::register))
         .route("/v1/services/{id}", get(api::services::show).delete(api::services::deprecate))
         .route("/v1/traces/verify", get(api::traces::verify))

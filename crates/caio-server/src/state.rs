@@ -1,11 +1,14 @@
 //! What the handlers share: the store, the routing snapshot, the
-//! configuration, the rate limiter and the metrics.
+//! configuration, the gateway, the rate limiter and the metrics.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use caio_calculus::route::{RouteConfig, Router};
 use caio_calculus::rules::Policy;
+use caio_gateway::{Gateway, GatewayConfig, GatewayError};
 use caio_store::{Store, StoreError};
 
 use crate::limits::RateLimiter;
@@ -22,6 +25,10 @@ pub struct Limits {
     pub burst: f64,
     /// Longest a request may take before it is answered with `timeout`.
     pub timeout: Duration,
+    /// Longest an executed call (`/v1/chat/completions`, `/v1/embeddings`,
+    /// `/v1/orchestrate`) may take, retries and fallbacks included, until
+    /// its answer starts.
+    pub call_timeout: Duration,
     /// Most requests served at once; more are answered at once with
     /// `overloaded`, so that a flood cannot grow memory without bound.
     pub max_in_flight: usize,
@@ -34,6 +41,7 @@ impl Default for Limits {
             rate_per_second: 100.0,
             burst: 200.0,
             timeout: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(300),
             max_in_flight: 1024,
         }
     }
@@ -52,6 +60,14 @@ pub struct ServerConfig {
     pub admin_permission: String,
     /// The permission a caller needs to read traces (admins may too).
     pub audit_permission: String,
+    /// How routed calls are executed.
+    pub gateway: GatewayConfig,
+    /// Named routes: a `model` of the front doors that names one is routed
+    /// with its request template (capabilities, guarantees, constraints,
+    /// sensitivity, attributes) instead of as a capability.
+    pub routes: BTreeMap<String, serde_json::Value>,
+    /// How often the score's history is refreshed from observed calls.
+    pub history_every: Duration,
 }
 
 impl ServerConfig {
@@ -63,6 +79,9 @@ impl ServerConfig {
             limits: Limits::default(),
             admin_permission: "caio:admin".into(),
             audit_permission: "caio:audit".into(),
+            gateway: GatewayConfig::default(),
+            routes: BTreeMap::new(),
+            history_every: Duration::from_secs(1),
         }
     }
 }
@@ -75,6 +94,26 @@ pub fn system_clock() -> Clock {
     Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
+/// Why the state could not be built.
+#[derive(Debug)]
+pub enum StartError {
+    /// The store could not give the registry.
+    Store(StoreError),
+    /// The gateway's settings are wrong.
+    Gateway(GatewayError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Store(e) => e.fmt(f),
+            StartError::Gateway(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
     pub router: RwLock<Arc<Router>>,
@@ -83,6 +122,10 @@ pub(crate) struct Inner {
     pub in_flight: Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     pub clock: Clock,
+    pub gateway: Arc<Gateway>,
+    /// The gateway's record generation the routing snapshot's history has.
+    pub history_generation: AtomicU64,
+    pub history_at: Mutex<Instant>,
 }
 
 /// The state of the application, cheap to clone.
@@ -92,8 +135,22 @@ pub struct AppState(pub(crate) Arc<Inner>);
 impl AppState {
     /// Builds the state: the routing snapshot is taken from the store's
     /// registry now, and again after every registry change.
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig, clock: Clock) -> Result<AppState, StoreError> {
-        let router = Router::new(store.registry()?, config.policy.clone(), config.route.clone());
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig, clock: Clock) -> Result<AppState, StartError> {
+        let gateway = Gateway::new(config.gateway.clone()).map_err(StartError::Gateway)?;
+        AppState::with_gateway(store, config, clock, gateway)
+    }
+
+    /// The same, with a gateway built by the caller (another key source,
+    /// say).
+    pub fn with_gateway(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        clock: Clock,
+        gateway: Gateway,
+    ) -> Result<AppState, StartError> {
+        let registry = store.registry().map_err(StartError::Store)?;
+        gateway.declare(&registry);
+        let router = Router::new(registry, config.policy.clone(), config.route.clone());
         let rate = RateLimiter::new(config.limits.rate_per_second, config.limits.burst);
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight));
         Ok(AppState(Arc::new(Inner {
@@ -104,6 +161,9 @@ impl AppState {
             in_flight,
             metrics: Metrics::default(),
             clock,
+            gateway: Arc::new(gateway),
+            history_generation: AtomicU64::new(0),
+            history_at: Mutex::new(Instant::now()),
         })))
     }
 
@@ -112,12 +172,41 @@ impl AppState {
         self.0.router.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Takes a new routing snapshot from the store.
+    /// Takes a new routing snapshot from the store, with the history
+    /// observed so far; the gateway's allowlist follows the registry.
     pub(crate) fn refresh(&self) -> Result<(), StoreError> {
         let registry = self.0.store.registry()?;
-        let router = Router::new(registry, self.0.config.policy.clone(), self.0.config.route.clone());
+        self.0.gateway.declare(&registry);
+        let observed = self.0.gateway.observed();
+        self.0.history_generation.store(observed.generation(), Ordering::Relaxed);
+        let router = Router::new(registry, self.0.config.policy.clone(), self.0.config.route.clone())
+            .with_history(observed.history());
         *self.0.router.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(router);
         Ok(())
+    }
+
+    /// Gives the routing snapshot the history the gateway has observed, at
+    /// most once per `history_every`: the score then reads real failure
+    /// rates and latencies without a rebuild per call.
+    pub(crate) fn absorb_history(&self) {
+        let observed = self.0.gateway.observed();
+        let generation = observed.generation();
+        if generation == self.0.history_generation.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(mut at) = self.0.history_at.try_lock() else { return };
+        if at.elapsed() < self.0.config.history_every {
+            return;
+        }
+        *at = Instant::now();
+        self.0.history_generation.store(generation, Ordering::Relaxed);
+        let router = (*self.router()).clone().with_history(observed.history());
+        *self.0.router.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(router);
+    }
+
+    /// The gateway.
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.0.gateway
     }
 
     /// The store.

@@ -80,7 +80,7 @@ impl TraceContext {
 
 /// The route a path belongs to, for metrics and logs: a bounded set of labels.
 pub fn route_label(path: &str) -> &'static str {
-    const FIXED: [&str; 9] = [
+    const FIXED: [&str; 10] = [
         "/v1/route",
         "/v1/services",
         "/v1/traces/verify",
@@ -90,6 +90,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/openapi.json",
         "/v1/chat/completions",
         "/v1/embeddings",
+        "/v1/orchestrate",
     ];
     if let Some(fixed) = FIXED.iter().find(|f| **f == path) {
         return fixed;
@@ -115,7 +116,9 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     request.extensions_mut().insert(context.clone());
     let method = request.method().to_string();
     let route = route_label(request.uri().path());
-    let timeout = state.0.config.limits.timeout;
+    // Executed calls wait for model servers: they have their own bound.
+    let executes = matches!(route, "/v1/chat/completions" | "/v1/embeddings" | "/v1/orchestrate");
+    let timeout = if executes { state.0.config.limits.call_timeout } else { state.0.config.limits.timeout };
     // Operators must see a flooded server: health and metrics are never shed.
     let sheddable = !matches!(route, "/healthz" | "/readyz" | "/metrics");
     let permit = if sheddable { state.0.in_flight.clone().try_acquire_owned().map(Some) } else { Ok(None) };

@@ -5,12 +5,15 @@
 //! relative to the file. Without a file, caio uses the examples of the
 //! repository and the published development keys.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use caio_calculus::contract::{Contract, Format, parse_contracts};
+use caio_calculus::contract::{Contract, Format, is_valid_id, parse_contracts};
+use caio_calculus::request::parse_request;
+use caio_gateway::GatewayConfig;
 use caio_calculus::control::ControlConfig;
 use caio_calculus::route::RouteConfig;
 use caio_calculus::rules::{Policy, parse_policy};
@@ -35,6 +38,9 @@ pub struct LimitsFile {
     pub burst: Option<f64>,
     /// Longest a request may take, in milliseconds.
     pub timeout_ms: Option<u64>,
+    /// Longest an executed call may take until its answer starts, retries
+    /// and fallbacks included, in milliseconds.
+    pub call_timeout_ms: Option<u64>,
     /// Most requests served at once.
     pub max_in_flight: Option<usize>,
 }
@@ -66,6 +72,13 @@ pub struct ConfigFile {
     pub admin_permission: Option<String>,
     /// The permission that allows reading traces.
     pub audit_permission: Option<String>,
+    /// How routed calls are executed: allowlist, retries, breakers.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// Named routes for the OpenAI front doors: `model = "<name>"` routes
+    /// with this request template.
+    #[serde(default)]
+    pub routes: BTreeMap<String, toml::Table>,
 }
 
 /// Settings after the file, the environment and the command line.
@@ -191,19 +204,47 @@ impl Settings {
             rate_per_second: file.rate_per_second.unwrap_or(defaults.rate_per_second),
             burst: file.burst.unwrap_or(defaults.burst),
             timeout: file.timeout_ms.map(Duration::from_millis).unwrap_or(defaults.timeout),
+            call_timeout: file.call_timeout_ms.map(Duration::from_millis).unwrap_or(defaults.call_timeout),
             max_in_flight: file.max_in_flight.unwrap_or(defaults.max_in_flight),
         };
         if limits.body_bytes == 0
             || limits.max_in_flight == 0
             || limits.timeout.is_zero()
+            || limits.call_timeout.is_zero()
             || limits.rate_per_second.is_nan()
             || limits.rate_per_second <= 0.0
             || limits.burst.is_nan()
             || limits.burst < 1.0
         {
-            bail!("[limits]: body_bytes, max_in_flight and timeout_ms must be > 0, rate_per_second > 0 and burst >= 1");
+            bail!(
+                "[limits]: body_bytes, max_in_flight, timeout_ms and call_timeout_ms must be > 0, rate_per_second > 0 and burst >= 1"
+            );
         }
         Ok(limits)
+    }
+
+    /// The named routes, each checked as a request (with a placeholder id).
+    pub fn routes(&self) -> Result<BTreeMap<String, serde_json::Value>> {
+        let mut routes = BTreeMap::new();
+        for (name, table) in &self.file.routes {
+            if !is_valid_id(name) {
+                bail!("[routes.{name}]: a route name uses lowercase letters, digits, `.`, `_` and `-`");
+            }
+            let mut template = serde_json::to_value(table).context("a route template")?;
+            for field in ["id", "token"] {
+                if template.get(field).is_some() {
+                    bail!("[routes.{name}].{field}: set by each call, not by the route");
+                }
+            }
+            let mut probe = template.clone();
+            probe["id"] = serde_json::Value::String("probe".into());
+            parse_request(&probe.to_string(), Format::Json).map_err(|e| anyhow::anyhow!("[routes.{name}].{e}"))?;
+            if let Some(fields) = template.as_object_mut() {
+                fields.remove("id");
+            }
+            routes.insert(name.clone(), template);
+        }
+        Ok(routes)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The handlers, one module per resource.
 
+pub mod execute;
 pub mod health;
 pub mod route;
 pub mod services;

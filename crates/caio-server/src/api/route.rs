@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use caio_calculus::contract::{Format, quoted};
 use caio_calculus::proof::Proof;
-use caio_calculus::request::parse_request;
+use caio_calculus::request::{Request, parse_request};
 use caio_calculus::route::{Decision, RouteError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,7 @@ pub struct RouteQuery {
 }
 
 /// Where the decision's trace is in the log.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TraceRef {
     /// Its sequence number: `GET /v1/traces/{seq}`.
     pub seq: u64,
@@ -94,14 +94,14 @@ pub struct RouteResponse {
     pub evidence: Option<Vec<Proof>>,
 }
 
-fn reason_kind(reason: &caio_calculus::proof::Reason) -> String {
+pub(crate) fn reason_kind(reason: &caio_calculus::proof::Reason) -> String {
     serde_json::to_value(reason)
         .ok()
         .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
         .unwrap_or_else(|| "other".into())
 }
 
-fn refused(state: &AppState, error: RouteError) -> ApiError {
+pub(crate) fn refused(state: &AppState, error: RouteError) -> ApiError {
     let metrics = state.metrics();
     match error {
         RouteError::Unauthenticated(e) => {
@@ -139,7 +139,7 @@ fn refused(state: &AppState, error: RouteError) -> ApiError {
     }
 }
 
-fn respond(decision: Decision, trace: TraceRef, full: bool) -> RouteResponse {
+pub(crate) fn respond(decision: Decision, trace: TraceRef, full: bool) -> RouteResponse {
     RouteResponse {
         request_id: decision.request_id,
         trace,
@@ -170,6 +170,32 @@ fn respond(decision: Decision, trace: TraceRef, full: bool) -> RouteResponse {
     }
 }
 
+/// Authenticates the caller (the body's token or the bearer token, sent
+/// once), routes `request`, and counts the outcome.
+pub(crate) fn decide(state: &AppState, mut request: Request, bearer: Option<String>) -> Result<Decision, ApiError> {
+    match bearer {
+        Some(token) if request.token.is_empty() => request.token = token,
+        Some(token) if token != request.token => {
+            return Err(ApiError::invalid(
+                "the body's `token` and the Authorization header differ; send the token once",
+            ));
+        }
+        _ => {}
+    }
+    let token = (!request.token.is_empty()).then_some(request.token.as_str());
+    auth::caller(state, token).inspect_err(|e| {
+        if e.code == "unauthenticated" {
+            state.metrics().decision("unauthenticated");
+        }
+    })?;
+    state.absorb_history();
+    let decision = state.router().route(&request, state.now()).map_err(|e| refused(state, e))?;
+    for rejection in &decision.rejected {
+        state.metrics().rejection(&rejection.step.to_string(), &reason_kind(&rejection.reason));
+    }
+    Ok(decision)
+}
+
 /// Routes a request.
 pub async fn route(
     State(state): State<AppState>,
@@ -187,29 +213,11 @@ pub async fn route(
         }
     };
     let bearer = auth::bearer(&headers)?;
-    let mut request = parse_request(text(&body)?, Format::Json).map_err(|e| {
+    let request = parse_request(text(&body)?, Format::Json).map_err(|e| {
         state.metrics().decision("invalid");
         ApiError::invalid(format!("the request: {e}")).with_details(serde_json::json!({"path": e.path}))
     })?;
-    match bearer {
-        Some(token) if request.token.is_empty() => request.token = token,
-        Some(token) if token != request.token => {
-            return Err(ApiError::invalid(
-                "the body's `token` and the Authorization header differ; send the token once",
-            ));
-        }
-        _ => {}
-    }
-    let token = (!request.token.is_empty()).then_some(request.token.as_str());
-    auth::caller(&state, token).inspect_err(|e| {
-        if e.code == "unauthenticated" {
-            state.metrics().decision("unauthenticated");
-        }
-    })?;
-    let decision = state.router().route(&request, state.now()).map_err(|e| refused(&state, e))?;
-    for rejection in &decision.rejected {
-        state.metrics().rejection(&rejection.step.to_string(), &reason_kind(&rejection.reason));
-    }
+    let decision = decide(&state, request, bearer)?;
     let started = std::time::Instant::now();
     let linked = state.store().append(decision.trace.body.clone()).await.map_err(ApiError::store)?;
     state.metrics().store("append", started.elapsed());

@@ -56,6 +56,12 @@ pub struct ServiceView {
     pub deprecated_at: Option<u64>,
     /// Every version, oldest first; the last is active.
     pub versions: Vec<VersionView>,
+    /// Its circuit breaker in this process (`closed` until first used).
+    #[schemars(with = "serde_json::Value")]
+    pub breaker: caio_gateway::BreakerView,
+    /// What this process has observed of its calls (what the score reads).
+    #[schemars(with = "serde_json::Value")]
+    pub observed: caio_calculus::score::ServiceHistory,
 }
 
 fn summary(record: &ServiceRecord) -> ServiceSummary {
@@ -69,8 +75,11 @@ fn summary(record: &ServiceRecord) -> ServiceSummary {
     }
 }
 
-fn view(record: ServiceRecord) -> ServiceView {
+fn view(state: &AppState, record: ServiceRecord) -> ServiceView {
+    let gateway = state.gateway();
     ServiceView {
+        breaker: gateway.breakers().view(&record.id),
+        observed: gateway.observed().history().remove(&record.id).unwrap_or_default(),
         id: record.id,
         deprecated_at: record.deprecated_at,
         versions: record
@@ -102,7 +111,7 @@ pub async fn show(
     auth::caller(&state, auth::bearer(&headers)?.as_deref())?;
     let lookup = id.clone();
     let record = blocking(&state, "service", move |store| store.service(&lookup)).await?;
-    record.map(view).map(Json).ok_or_else(|| ApiError::not_found(format!("no service `{}` is registered", quoted(&id))))
+    record.map(|r| view(&state, r)).map(Json).ok_or_else(|| ApiError::not_found(format!("no service `{}` is registered", quoted(&id))))
 }
 
 /// Registers a new version of a contract, sent as JSON or (with
@@ -127,7 +136,7 @@ pub async fn register(
     let at = state.now();
     let record = blocking(&state, "register", move |store| store.register(contract, at)).await?;
     refresh(&state).await?;
-    Ok((StatusCode::CREATED, Json(view(record))))
+    Ok((StatusCode::CREATED, Json(view(&state, record))))
 }
 
 /// Deprecates a service.
@@ -140,7 +149,7 @@ pub async fn deprecate(
     let at = state.now();
     let record = blocking(&state, "deprecate", move |store| store.deprecate(&id, at)).await?;
     refresh(&state).await?;
-    Ok(Json(view(record)))
+    Ok(Json(view(&state, record)))
 }
 
 async fn refresh(state: &AppState) -> Result<(), ApiError> {

@@ -74,20 +74,31 @@ pub struct Server {
 
 impl Server {
     pub async fn start(limits: Limits) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("caio.db")).unwrap();
+        let mut contracts = Vec::new();
         for entry in std::fs::read_dir(root().join("examples/contracts")).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            for contract in parse_contracts(&text, Format::Yaml).unwrap() {
-                store.register(contract, 1).unwrap();
-            }
+            contracts.extend(parse_contracts(&text, Format::Yaml).unwrap());
         }
         let policy = parse_policy(&read("examples/policies/default.yaml"), Format::Yaml).unwrap();
+        Server::start_with(contracts, policy, |config| config.limits = limits).await
+    }
+
+    /// A server over `contracts` and `policy`, its configuration adjusted.
+    pub async fn start_with(
+        contracts: Vec<caio_calculus::contract::Contract>,
+        policy: caio_calculus::rules::Policy,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("caio.db")).unwrap();
+        for contract in contracts {
+            store.register(contract, 1).unwrap();
+        }
         let mut config = ServerConfig::new(
             RouteConfig { auth: auth(), score: Default::default(), control: Default::default() },
             policy,
         );
-        config.limits = limits;
+        adjust(&mut config);
         let store: Arc<dyn Store> = Arc::new(store);
         let state = AppState::new(store, config, caio_server::system_clock()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -83,6 +83,8 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let mut config = ServerConfig::new(settings.route_config(auth), policy);
     config.limits = limits;
+    config.routes = settings.routes()?;
+    config.gateway = settings.file.gateway.clone();
     if let Some(permission) = &settings.file.admin_permission {
         config.admin_permission = permission.clone();
     }

@@ -1,0 +1,375 @@
+//! The front doors that execute: `POST /v1/chat/completions` and
+//! `POST /v1/embeddings` in the OpenAI wire format, and `POST /v1/orchestrate`,
+//! caio's own request. Each routes with the calculus, records the decision
+//! in the trace log, has the gateway call the admitted services in the
+//! decision's order, and records every attempt as an `execution` trace
+//! linked to the decision.
+//!
+//! The `model` of the OpenAI formats names a route of the configuration or
+//! a capability; `x-caio-guarantees` and `x-caio-request` headers add
+//! guarantees and other request fields; the bearer token is the caller's.
+//!
+//! This module must never call a service itself: the gateway does, and only
+//! the services the decision admitted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use caio_calculus::contract::{Contract, Format, is_valid_id, quoted};
+use caio_calculus::request::parse_request;
+use caio_calculus::route::Decision;
+use caio_gateway::{Attempt, Call, Failed, Operation, Reply};
+use caio_store::Pending;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::api::route::{RouteResponse, TraceRef, decide, respond};
+use crate::api::{body_error, text};
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A fresh id for a call without `x-request-id`: unique in this process and
+/// unlikely to repeat across processes.
+fn fresh_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    });
+    format!("caio-{start:x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| v.to_str().map_err(|_| ApiError::invalid(format!("the {name} header is not text"))))
+        .transpose()
+}
+
+fn header_object(headers: &HeaderMap, name: &str) -> Result<Option<serde_json::Map<String, Value>>, ApiError> {
+    let Some(text) = header_text(headers, name)? else { return Ok(None) };
+    match serde_json::from_str(text) {
+        Ok(Value::Object(fields)) => Ok(Some(fields)),
+        Ok(_) => Err(ApiError::invalid(format!("the {name} header must hold a JSON object"))),
+        Err(e) => Err(ApiError::invalid(format!("the {name} header is not JSON: {e}"))),
+    }
+}
+
+/// Rough token count of the call, for cost and limits: four characters a
+/// token, plus the tokens asked for.
+fn estimated_tokens(body: &Value) -> u64 {
+    fn chars(value: &Value) -> usize {
+        match value {
+            Value::String(s) => s.chars().count(),
+            Value::Array(items) => items.iter().map(chars).sum(),
+            Value::Object(fields) => fields.get("content").or_else(|| fields.get("text")).map_or(0, chars),
+            _ => 0,
+        }
+    }
+    let input = body.get("messages").or_else(|| body.get("input")).map_or(0, chars) as u64;
+    input.div_ceil(4) + body.get("max_tokens").and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// The calculus request of an OpenAI-format call.
+fn request_of(state: &AppState, operation: Operation, body: &Value, headers: &HeaderMap) -> Result<Value, ApiError> {
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid("`model` is required: a route of caio.toml or a capability such as `chat`"))?;
+    let mut request = match state.0.config.routes.get(model) {
+        Some(Value::Object(template)) => template.clone(),
+        Some(_) => return Err(ApiError::internal(format!("the route `{}` is not an object", quoted(model)))),
+        None if is_valid_id(model) => {
+            let mut fields = serde_json::Map::new();
+            fields.insert("capabilities".into(), json!([model]));
+            fields
+        }
+        None => {
+            return Err(ApiError::invalid(format!(
+                "`model` `{}` names no route of caio.toml and is not a capability name; use one such as `{}`",
+                quoted(model),
+                operation.capability()
+            )));
+        }
+    };
+    if let Some(extra) = header_object(headers, "x-caio-request")? {
+        for (field, value) in extra {
+            if matches!(field.as_str(), "id" | "token") {
+                return Err(ApiError::invalid(format!("x-caio-request may not set `{field}`; send it as its own header")));
+            }
+            request.insert(field, value);
+        }
+    }
+    if let Some(guarantees) = header_object(headers, "x-caio-guarantees")? {
+        request.insert("guarantees".into(), Value::Object(guarantees));
+    }
+    let id = match header_text(headers, "x-request-id")? {
+        Some(id) if !id.trim().is_empty() && id.len() <= 128 => id.to_string(),
+        _ => fresh_id(),
+    };
+    request.insert("id".into(), Value::String(id));
+    request.entry("estimated_tokens").or_insert_with(|| json!(estimated_tokens(body)));
+    Ok(Value::Object(request))
+}
+
+/// The contracts to try, in the decision's order.
+fn candidates(state: &AppState, decision: &Decision) -> Vec<Contract> {
+    let router = state.router();
+    std::iter::once(&decision.selected)
+        .chain(&decision.alternatives)
+        .filter_map(|ranked| router.registry().active(&ranked.service).map(|entry| entry.contract.clone()))
+        .collect()
+}
+
+/// The body of the `execution` trace: what was tried, linked to the
+/// decision by its sequence number.
+fn execution_body(decision: &TraceRef, request_id: &str, attempts: &[Attempt], served_by: Option<&str>) -> Value {
+    json!({
+        "kind": "execution",
+        "request_id": request_id,
+        "decision": {"seq": decision.seq, "hash": decision.hash},
+        "served_by": served_by,
+        "attempts": attempts,
+    })
+}
+
+fn failed(failure: Failed) -> ApiError {
+    let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let error = ApiError::new(status, failure.code, failure.message);
+    match failure.upstream {
+        Some(upstream) => error.with_details(upstream),
+        None => error,
+    }
+}
+
+/// A routed and executed call, before it is answered.
+struct Executed {
+    decision: Decision,
+    trace: TraceRef,
+    reply: Result<Reply, Failed>,
+    attempts: Vec<Attempt>,
+}
+
+async fn execute(state: &AppState, request: Value, bearer: Option<String>, call: Call) -> Result<Executed, ApiError> {
+    let request = parse_request(&request.to_string(), Format::Json).map_err(|e| {
+        state.metrics().decision("invalid");
+        ApiError::invalid(format!("the request: {e}")).with_details(json!({"path": e.path}))
+    })?;
+    let decision = decide(state, request, bearer)?;
+    // The decision is on its way to disk while the services are called;
+    // nothing is answered before it is durable.
+    let recorded: Pending = state.store().append(decision.trace.body.clone());
+    let (reply, attempts) = state.gateway().execute(&candidates(state, &decision), &call).await;
+    let linked = recorded.await.map_err(ApiError::store)?;
+    state.metrics().decision("selected");
+    Ok(Executed { decision, trace: TraceRef { seq: linked.seq, hash: linked.hash }, reply, attempts })
+}
+
+/// Appends the execution trace; a failure is logged, never hidden.
+async fn record(state: &AppState, body: Value) -> Option<TraceRef> {
+    match state.store().append(body).await {
+        Ok(linked) => Some(TraceRef { seq: linked.seq, hash: linked.hash }),
+        Err(e) => {
+            tracing::error!(target: "caio::gateway", error = %e, "could not record an execution trace");
+            None
+        }
+    }
+}
+
+fn parse_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let body = body.map_err(|e| body_error(e, state.0.config.limits.body_bytes))?;
+    match serde_json::from_str(text(&body)?) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err(ApiError::invalid("the body must be a JSON object")),
+        Err(e) => Err(ApiError::invalid(format!("the body is not JSON: {e}"))),
+    }
+}
+
+fn call_of(operation: Operation, body: Value, request_id: &str, now: u64) -> Result<Call, ApiError> {
+    match operation {
+        Operation::Chat if !body.get("messages").is_some_and(Value::is_array) => {
+            return Err(ApiError::invalid("`messages` is required: a list of {role, content}"));
+        }
+        Operation::Embeddings if !body.get("input").is_some_and(|i| i.is_string() || i.is_array()) => {
+            return Err(ApiError::invalid("`input` is required: a string or a list of strings"));
+        }
+        _ => {}
+    }
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) if operation == Operation::Chat => *stream,
+        Some(Value::Bool(false)) => false,
+        Some(_) => return Err(ApiError::invalid("`stream` must be true or false (embeddings are not streamed)")),
+    };
+    Ok(Call { operation, body, stream, id: format!("chatcmpl-{request_id}"), created: now })
+}
+
+fn caio_headers(response: &mut Response, request_id: &str, service: Option<&str>, trace: &TraceRef, attempts: usize) {
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    set("x-caio-request-id", request_id.to_string());
+    if let Some(service) = service {
+        set("x-caio-service", service.to_string());
+    }
+    set("x-caio-trace", trace.seq.to_string());
+    set("x-caio-attempts", attempts.to_string());
+}
+
+async fn front_door(
+    state: AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    operation: Operation,
+) -> Result<Response, ApiError> {
+    let body = parse_body(&state, body)?;
+    let bearer = auth::bearer(&headers)?;
+    let request = request_of(&state, operation, &body, &headers)?;
+    let request_id = request["id"].as_str().unwrap_or_default().to_string();
+    let call = call_of(operation, body, &request_id, state.now())?;
+    let Executed { trace, reply, attempts, .. } = execute(&state, request, bearer, call).await?;
+    match reply {
+        Ok(Reply::Complete { service, body }) => {
+            record(&state, execution_body(&trace, &request_id, &attempts, Some(&service))).await;
+            let mut response = Json(body).into_response();
+            caio_headers(&mut response, &request_id, Some(&service), &trace, attempts.len());
+            Ok(response)
+        }
+        Ok(Reply::Stream(streamed)) => {
+            let service = streamed.service.clone();
+            let events = futures_util::stream::unfold(streamed.events, |mut events| async move {
+                events.recv().await.map(|event| (event, events))
+            });
+            let (finished, recorder) = (streamed.finished, state.clone());
+            let (trace_ref, id, mut attempts_so_far) = (trace.clone(), request_id.clone(), attempts.clone());
+            let served = service.clone();
+            tokio::spawn(async move {
+                if let Ok(last) = finished.await {
+                    if let Some(slot) = attempts_so_far.last_mut() {
+                        *slot = last;
+                    }
+                }
+                record(&recorder, execution_body(&trace_ref, &id, &attempts_so_far, Some(&served))).await;
+            });
+            let mut response = Response::new(Body::from_stream(events));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            caio_headers(&mut response, &request_id, Some(&service), &trace, attempts.len());
+            Ok(response)
+        }
+        Err(failure) => {
+            record(&state, execution_body(&trace, &request_id, &attempts, None)).await;
+            let mut response = failed(failure).into_response();
+            caio_headers(&mut response, &request_id, None, &trace, attempts.len());
+            Ok(response)
+        }
+    }
+}
+
+/// `POST /v1/chat/completions`: a chat completion in the OpenAI format,
+/// streamed as server-sent events with `stream: true`.
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    front_door(state, headers, body, Operation::Chat).await
+}
+
+/// `POST /v1/embeddings`: embeddings in the OpenAI format.
+pub async fn embeddings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    front_door(state, headers, body, Operation::Embeddings).await
+}
+
+/// caio's own call: a routing request and what to execute.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrchestrateRequest {
+    /// The routing request, as `POST /v1/route` takes it.
+    #[schemars(with = "Value")]
+    pub request: Value,
+    /// `chat` or `embeddings`.
+    pub operation: String,
+    /// The call in the OpenAI format: `messages` for chat, `input` for
+    /// embeddings, and options (not streamed).
+    #[schemars(with = "Value")]
+    pub input: Value,
+}
+
+/// What `POST /v1/orchestrate` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OrchestrateResponse {
+    /// The routing decision, as `POST /v1/route` answers it.
+    pub decision: RouteResponse,
+    /// The service that served the call.
+    pub served_by: String,
+    /// Its answer, in the OpenAI format.
+    #[schemars(with = "Value")]
+    pub result: Value,
+    /// Every attempt, in order.
+    #[schemars(with = "Vec<Value>")]
+    pub attempts: Vec<Attempt>,
+    /// The `execution` trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<TraceRef>,
+}
+
+/// `POST /v1/orchestrate`: routes caio's own request, executes it, and
+/// returns the result with the decision and its traces.
+pub async fn orchestrate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = parse_body(&state, body)?;
+    let orchestrated: OrchestrateRequest = serde_json::from_value(body)
+        .map_err(|e| ApiError::invalid(format!("the body: {e}; it takes `request`, `operation` and `input`")))?;
+    let operation = match orchestrated.operation.as_str() {
+        "chat" => Operation::Chat,
+        "embeddings" => Operation::Embeddings,
+        other => return Err(ApiError::invalid(format!("`operation` must be `chat` or `embeddings`, found `{}`", quoted(other)))),
+    };
+    if orchestrated.input.get("stream").and_then(Value::as_bool) == Some(true) {
+        return Err(ApiError::invalid("`input.stream`: /v1/orchestrate answers whole; stream with /v1/chat/completions"));
+    }
+    let bearer = auth::bearer(&headers)?;
+    let request_id = orchestrated.request.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+    let call = call_of(operation, orchestrated.input, &request_id, state.now())?;
+    let Executed { decision, trace, reply, attempts } = execute(&state, orchestrated.request, bearer, call).await?;
+    let served_by = match &reply {
+        Ok(Reply::Complete { service, .. }) => Some(service.as_str()),
+        _ => None,
+    };
+    let execution = record(&state, execution_body(&trace, &request_id, &attempts, served_by)).await;
+    match reply {
+        Ok(Reply::Complete { service, body }) => {
+            let mut response =
+                Json(OrchestrateResponse { decision: respond(decision, trace.clone(), false), served_by: service.clone(), result: body, attempts, execution })
+                    .into_response();
+            caio_headers(&mut response, &request_id, Some(&service), &trace, 0);
+            response.headers_mut().remove("x-caio-attempts");
+            Ok(response)
+        }
+        Ok(Reply::Stream(_)) => Err(ApiError::internal("a whole answer was asked for, and a stream came")),
+        Err(failure) => {
+            let attempts = serde_json::to_value(&attempts).unwrap_or(Value::Null);
+            let mut error = failed(failure);
+            error.details = Some(json!({"upstream": error.details.take(), "attempts": attempts, "decision_trace": trace.seq}));
+            Err(error)
+        }
+    }
+}
