@@ -160,7 +160,8 @@ impl Gateway {
                     retry_after_ms: retry_after_ms(response.headers().get("retry-after").and_then(|v| v.to_str().ok())),
                 },
                 408 | 500..=599 => Failure::Server { status: code },
-                _ => Failure::Rejected { status: code },
+                400 | 413 | 422 => Failure::Rejected { status: code },
+                _ => Failure::Misconfigured { status: code },
             };
             let body = response.bytes().await.ok().and_then(|b| serde_json::from_slice(&b).ok());
             return Err(TryError { failure, status: Some(code), detail: format!("answered {status}"), body });

@@ -37,6 +37,8 @@ pub enum Fault {
     CutStream,
     /// Answers 400 (the request itself is refused).
     BadRequest,
+    /// Answers 404 (a wrong path or model name).
+    NotFound,
     /// Redirects (307) to another URL.
     Redirect(String),
 }
@@ -146,6 +148,7 @@ fn fail(fault: &Fault) -> Option<Response> {
         }
         Fault::Malformed => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"choices\": [").into_response(),
         Fault::BadRequest => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": "injected refusal"}}))).into_response(),
+        Fault::NotFound => (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"message": "no such model"}}))).into_response(),
         Fault::Redirect(to) => (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to.clone())]).into_response(),
         Fault::Slow(_) | Fault::CutStream => return None,
     })

@@ -55,9 +55,16 @@ pub enum Failure {
         /// The status.
         status: u16,
     },
-    /// The server refused the request itself (4xx other than 408 and 429):
-    /// another service would likely refuse it too.
+    /// The server refused the request's content (400, 413, 422): another
+    /// service would likely refuse it too.
     Rejected {
+        /// The status.
+        status: u16,
+    },
+    /// The server refused the call for reasons of its own (401, 403, 404
+    /// and other 4xx): a wrong key, path or model name, so the service is
+    /// unusable as configured.
+    Misconfigured {
         /// The status.
         status: u16,
     },
@@ -97,6 +104,7 @@ impl std::fmt::Display for Failure {
             Failure::RateLimited { .. } => f.write_str("rate_limited"),
             Failure::Server { status } => write!(f, "server_{status}"),
             Failure::Rejected { status } => write!(f, "rejected_{status}"),
+            Failure::Misconfigured { status } => write!(f, "misconfigured_{status}"),
             Failure::Malformed => f.write_str("malformed"),
             Failure::Transport => f.write_str("transport"),
             Failure::Cut => f.write_str("cut"),

@@ -153,6 +153,18 @@ async fn a_refused_request_is_not_retried_nor_sent_elsewhere() {
 }
 
 #[tokio::test]
+async fn a_misconfigured_service_is_skipped_for_the_next() {
+    let (wrong, right) = (Upstream::start("wrong").await, Upstream::start("right").await);
+    wrong.always(Some(Fault::NotFound));
+    let contracts = [contract("wrong", "openai", &wrong.openai_base(), ""), contract("right", "openai", &right.openai_base(), "")];
+    let gateway = gateway(&contracts, config());
+    let (reply, attempts) = gateway.execute(&contracts, &chat(false)).await;
+    assert_eq!(content(&reply.unwrap()), "Hello from upstream (right)");
+    assert_eq!(path(&attempts), ["wrong#1:misconfigured_404", "right#1:ok"], "not retried: it will not fix itself");
+    assert_eq!(gateway.observed().history()["wrong"].failures, 1, "it counts against the service");
+}
+
+#[tokio::test]
 async fn no_candidate_means_no_call() {
     let up = Upstream::start("a").await;
     let contracts = [contract("a", "openai", &up.openai_base(), "")];

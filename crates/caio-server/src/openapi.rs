@@ -7,6 +7,7 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
+use crate::api::execute::{OrchestrateRequest, OrchestrateResponse};
 use crate::api::health::Health;
 use crate::api::route::RouteResponse;
 use crate::api::services::{ServiceSummary, ServiceView};
@@ -44,6 +45,24 @@ pub const OPERATIONS: &[Operation] = &[
         method: "post",
         path: "/v1/route",
         summary: "Route a request: the decision, its proofs and its durable trace",
+        access: Access::Caller,
+    },
+    Operation {
+        method: "post",
+        path: "/v1/chat/completions",
+        summary: "A chat completion in the OpenAI format: routed, executed with retries and fallback, streamed as server-sent events with stream: true",
+        access: Access::Caller,
+    },
+    Operation {
+        method: "post",
+        path: "/v1/embeddings",
+        summary: "Embeddings in the OpenAI format: routed and executed",
+        access: Access::Caller,
+    },
+    Operation {
+        method: "post",
+        path: "/v1/orchestrate",
+        summary: "caio's own call: route a request, execute it, and return the result with the decision, the attempts and the traces",
         access: Access::Caller,
     },
     Operation {
@@ -87,6 +106,11 @@ fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
     generator.subschema_for::<T>().to_value()
 }
 
+/// A body in the OpenAI wire format, which OpenAI's own specification defines.
+fn openai(what: &str) -> Value {
+    json!({"type": "object", "description": format!("An OpenAI {what}, as in OpenAI's API reference")})
+}
+
 fn content(schema: Value) -> Value {
     json!({"application/json": {"schema": schema}})
 }
@@ -100,6 +124,9 @@ pub fn document() -> Value {
     let contract = schema::<caio_calculus::contract::Contract>(&mut generator);
     let bodies: Vec<(&str, &str, Option<Value>, Value)> = vec![
         ("post", "/v1/route", Some(request), schema::<RouteResponse>(&mut generator)),
+        ("post", "/v1/chat/completions", Some(openai("chat completion request (model, messages, stream, ...)")), openai("chat completion, or chat.completion.chunk events")),
+        ("post", "/v1/embeddings", Some(openai("embeddings request (model, input)")), openai("list of embeddings")),
+        ("post", "/v1/orchestrate", Some(schema::<OrchestrateRequest>(&mut generator)), schema::<OrchestrateResponse>(&mut generator)),
         ("get", "/v1/services", None, schema::<Vec<ServiceSummary>>(&mut generator)),
         ("post", "/v1/services", Some(contract), schema::<ServiceView>(&mut generator)),
         ("get", "/v1/services/{id}", None, schema::<ServiceView>(&mut generator)),

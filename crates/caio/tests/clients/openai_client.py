@@ -1,0 +1,40 @@
+"""The official `openai` package against caio: a chat completion, a streamed
+completion and an embedding. Prints one JSON object with what it parsed;
+the Rust test that runs it checks the values."""
+
+import json
+import os
+import sys
+import time
+
+from openai import OpenAI
+
+client = OpenAI(base_url=os.environ["CAIO_BASE_URL"], api_key=os.environ["CAIO_TOKEN"], max_retries=0)
+
+reply = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "Hello"}])
+
+started = time.monotonic()
+first_chunk_s = None
+streamed = []
+for chunk in client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "Hello"}], stream=True):
+    if first_chunk_s is None:
+        first_chunk_s = time.monotonic() - started
+    if chunk.choices and chunk.choices[0].delta.content:
+        streamed.append(chunk.choices[0].delta.content)
+total_s = time.monotonic() - started
+
+embedding = client.embeddings.create(model="embeddings", input="a sentence to embed")
+
+json.dump(
+    {
+        "chat": reply.choices[0].message.content,
+        "chat_object": reply.object,
+        "finish_reason": reply.choices[0].finish_reason,
+        "streamed": streamed,
+        "first_chunk_s": first_chunk_s,
+        "stream_total_s": total_s,
+        "embedding": list(embedding.data[0].embedding),
+        "openai_version": __import__("openai").__version__,
+    },
+    sys.stdout,
+)

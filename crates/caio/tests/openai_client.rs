@@ -1,0 +1,116 @@
+//! A real client: the official `openai` Python package calls `caio serve`
+//! (the binary, with a configuration file) in front of a model server on
+//! 127.0.0.1, for a chat completion, a streamed completion and an
+//! embedding, and its responses parse.
+//!
+//! The Python interpreter is `CAIO_OPENAI_PYTHON`, else `python3`; one
+//! without the package skips the test with a message, unless
+//! `CAIO_REQUIRE_OPENAI=1` (CI sets it), which makes it a failure.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use caio_gateway::fixture::Upstream;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn python() -> Option<String> {
+    let python = std::env::var("CAIO_OPENAI_PYTHON").unwrap_or_else(|_| "python3".into());
+    let found = Command::new(&python).args(["-c", "import openai"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if found {
+        return Some(python);
+    }
+    let why = format!("`{python}` cannot import the `openai` package (set CAIO_OPENAI_PYTHON to a Python that can)");
+    if std::env::var("CAIO_REQUIRE_OPENAI").is_ok_and(|v| v == "1") {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED openai_client: {why}");
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_package_talks_to_caio() {
+    let Some(python) = python() else { return };
+    let upstream = Upstream::start("local-model").await;
+    upstream.chunk_gap(Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let contracts = dir.path().join("contracts");
+    std::fs::create_dir(&contracts).unwrap();
+    std::fs::write(
+        contracts.join("local.yaml"),
+        format!(
+            "id: local-model\nversion: 1.0.0\ncapabilities: [chat, embeddings]\nprivacy: {{ data_locality: local }}\n\
+             security: {{ required_permissions: [chat.basic] }}\n\
+             api: {{ adapter: openai, endpoint: \"{}\", model: tiny, timeout_ms: 5000 }}\n",
+            upstream.openai_base()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("caio.toml"), "listen = \"127.0.0.1:0\"\ndb = \"caio.db\"\nregistry = \"contracts\"\n").unwrap();
+
+    let caio = env!("CARGO_BIN_EXE_caio");
+    let mut child = Command::new(caio)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("caio.toml"))
+        .env("CAIO_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let served = Killed(child);
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let url = line.trim().strip_prefix("caio listening on ").unwrap_or_else(|| panic!("first line: {line}")).to_string();
+    let token = Command::new(caio)
+        .args(["token", "--sub", "py", "--permission", "chat.basic"])
+        .current_dir(root())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+
+    let script = root().join("crates/caio/tests/clients/openai_client.py");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .env("CAIO_BASE_URL", format!("{url}/v1"))
+            .env("CAIO_TOKEN", token)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    drop(served);
+    assert!(output.status.success(), "the client failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    eprintln!("openai {} parsed: {parsed}", parsed["openai_version"]);
+    assert_eq!(parsed["chat"], "Hello from upstream (local-model)");
+    assert_eq!(parsed["chat_object"], "chat.completion");
+    assert_eq!(parsed["finish_reason"], "stop");
+    assert_eq!(parsed["streamed"], serde_json::json!(["Hello", " from", " upstream", " (local-model)"]));
+    let (first, total) = (parsed["first_chunk_s"].as_f64().unwrap(), parsed["stream_total_s"].as_f64().unwrap());
+    assert!(total >= 0.9, "the upstream paused 300 ms between chunks: {total} s");
+    assert!(first < total - 0.6, "the first chunk reached the client before the rest: {first} s of {total} s");
+    assert_eq!(parsed["embedding"], serde_json::json!([11.0, 0.5, -0.25]));
+    assert_eq!(upstream.seen().iter().filter(|(p, _, _)| p == "/v1/chat/completions").count(), 2);
+}
