@@ -75,7 +75,12 @@ fn join(endpoint: &str, path: &str) -> Result<Url, String> {
 }
 
 fn model(contract: &Contract, call: &Call) -> Value {
-    contract.api.model.clone().map(Value::String).unwrap_or_else(|| call.body.get("model").cloned().unwrap_or(Value::Null))
+    contract
+        .api
+        .model
+        .clone()
+        .map(Value::String)
+        .unwrap_or_else(|| call.body.get("model").cloned().unwrap_or(Value::Null))
 }
 
 /// The text of the last user message, for APIs that take one prompt.
@@ -93,9 +98,9 @@ fn prompt(body: &Value) -> String {
 fn content_text(content: &Value) -> Option<String> {
     match content {
         Value::String(s) => Some(s.clone()),
-        Value::Array(parts) => Some(
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
-        ),
+        Value::Array(parts) => {
+            Some(parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"))
+        }
         _ => None,
     }
 }
@@ -103,7 +108,13 @@ fn content_text(content: &Value) -> Option<String> {
 /// Ollama's options from OpenAI's sampling parameters.
 fn ollama_options(body: &Value) -> Value {
     let mut options = serde_json::Map::new();
-    for (from, to) in [("temperature", "temperature"), ("top_p", "top_p"), ("seed", "seed"), ("stop", "stop"), ("max_tokens", "num_predict")] {
+    for (from, to) in [
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("seed", "seed"),
+        ("stop", "stop"),
+        ("max_tokens", "num_predict"),
+    ] {
         if let Some(value) = body.get(from).filter(|v| !v.is_null()) {
             options.insert(to.into(), value.clone());
         }
@@ -127,7 +138,9 @@ fn substitute(template: &Value, values: &[(&str, Value)]) -> Value {
             Value::String(text)
         }
         Value::Array(items) => Value::Array(items.iter().map(|v| substitute(v, values)).collect()),
-        Value::Object(fields) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), substitute(v, values))).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.iter().map(|(k, v)| (k.clone(), substitute(v, values))).collect())
+        }
         other => other.clone(),
     }
 }
@@ -149,7 +162,11 @@ fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Resu
         let field = if call.operation == Operation::Chat { "content" } else { "embedding" };
         return Err(format!("its contract maps no `api.http.response.{field}`"));
     }
-    Ok(Prepared { url: join(&contract.api.endpoint, &path)?, body: substitute(&mapping.request, &values), framing: Framing::Whole })
+    Ok(Prepared {
+        url: join(&contract.api.endpoint, &path)?,
+        body: substitute(&mapping.request, &values),
+        framing: Framing::Whole,
+    })
 }
 
 /// The request for `contract`'s service, or why its adapter cannot make one.
@@ -241,7 +258,10 @@ pub fn answer(contract: &Contract, call: &Call, reply: Value) -> Result<Value, S
             Ok(reply)
         }
         (Adapter::Ollama, Operation::Chat) => {
-            let content = reply.pointer("/message/content").and_then(Value::as_str).ok_or("the reply has no `message.content`")?;
+            let content = reply
+                .pointer("/message/content")
+                .and_then(Value::as_str)
+                .ok_or("the reply has no `message.content`")?;
             let tokens = |field: &str| reply.get(field).and_then(Value::as_u64).unwrap_or(0);
             let finish = reply.get("done_reason").and_then(Value::as_str).unwrap_or("stop");
             Ok(chat_completion(call, &model, content, finish, usage(tokens("prompt_eval_count"), tokens("eval_count"))))
@@ -254,11 +274,13 @@ pub fn answer(contract: &Contract, call: &Call, reply: Value) -> Result<Value, S
             let response = &contract.api.http.as_ref().ok_or("its contract has no `api.http`")?.response;
             if operation == Operation::Chat {
                 let at = response.content.as_deref().ok_or("its contract maps no `api.http.response.content`")?;
-                let content = pointer(&reply, at)?.as_str().ok_or_else(|| format!("`{at}` of the reply is not text"))?;
+                let content =
+                    pointer(&reply, at)?.as_str().ok_or_else(|| format!("`{at}` of the reply is not text"))?;
                 Ok(chat_completion(call, &model, content, "stop", usage(0, 0)))
             } else {
                 let at = response.embedding.as_deref().ok_or("its contract maps no `api.http.response.embedding`")?;
-                let vector = pointer(&reply, at)?.as_array().ok_or_else(|| format!("`{at}` of the reply is not a list"))?;
+                let vector =
+                    pointer(&reply, at)?.as_array().ok_or_else(|| format!("`{at}` of the reply is not a list"))?;
                 embedding_list(call, &model, vector)
             }
         }
@@ -337,14 +359,20 @@ mod tests {
         let body = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2});
         let prepared = prepare(&c, &call(Operation::Chat, body)).unwrap();
         assert_eq!(prepared.url.as_str(), "http://127.0.0.1:9/v1/chat/completions");
-        assert_eq!(prepared.body, json!({"model": "phi3", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2}));
+        assert_eq!(
+            prepared.body,
+            json!({"model": "phi3", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2})
+        );
         assert!(answer(&c, &call(Operation::Chat, json!({})), json!({"error": "x"})).unwrap_err().contains("choices"));
     }
 
     #[test]
     fn ollama_maps_chat_and_embeddings_both_ways() {
         let c = contract(r#"{"adapter": "ollama", "endpoint": "http://127.0.0.1:11434", "model": "llama3:8b"}"#);
-        let chat = call(Operation::Chat, json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}));
+        let chat = call(
+            Operation::Chat,
+            json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}),
+        );
         let prepared = prepare(&c, &chat).unwrap();
         assert_eq!(prepared.url.as_str(), "http://127.0.0.1:11434/api/chat");
         assert_eq!(prepared.body["options"], json!({"num_predict": 5}));
@@ -352,10 +380,13 @@ mod tests {
         let answered = answer(&c, &chat, reply).unwrap();
         assert_eq!(answered["choices"][0]["message"]["content"], "hello");
         assert_eq!(answered["usage"], json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}));
-        let embed = call(Operation::Embeddings, json!({"model": "embeddings", "input": "text", "encoding_format": "base64"}));
+        let embed =
+            call(Operation::Embeddings, json!({"model": "embeddings", "input": "text", "encoding_format": "base64"}));
         assert_eq!(prepare(&c, &embed).unwrap().body, json!({"model": "llama3:8b", "prompt": "text"}));
         let answered = answer(&c, &embed, json!({"embedding": [1.0, -2.0]})).unwrap();
-        let bytes = base64::engine::general_purpose::STANDARD.decode(answered["data"][0]["embedding"].as_str().unwrap()).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(answered["data"][0]["embedding"].as_str().unwrap())
+            .unwrap();
         assert_eq!(bytes, [1.0f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat());
         let many = call(Operation::Embeddings, json!({"input": ["a", "b"]}));
         assert!(prepare(&c, &many).unwrap_err().contains("one string"));
@@ -382,7 +413,10 @@ mod tests {
                 "http": {"path": "/models/{model}/generate", "request": {"text": "{prompt}", "history": "{messages}", "note": "model {model}"},
                          "response": {"content": "/output/0/text"}}}"#,
         );
-        let chat = call(Operation::Chat, json!({"messages": [{"role": "user", "content": "first"}, {"role": "assistant", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "last"}]}]}));
+        let chat = call(
+            Operation::Chat,
+            json!({"messages": [{"role": "user", "content": "first"}, {"role": "assistant", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "last"}]}]}),
+        );
         let prepared = prepare(&c, &chat).unwrap();
         assert_eq!(prepared.url.as_str(), "http://127.0.0.1:9/models/tiny/generate");
         assert_eq!(prepared.body["text"], "last");

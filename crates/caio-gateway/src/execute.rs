@@ -144,11 +144,18 @@ impl Gateway {
         if let Some(variable) = &contract.api.credentials_env {
             match (self.environment)(variable) {
                 Some(key) if !key.is_empty() => request = request.bearer_auth(key),
-                _ => return Err(TryError::new(Failure::Credentials, format!("the environment variable {variable} is not set"))),
+                _ => {
+                    return Err(TryError::new(
+                        Failure::Credentials,
+                        format!("the environment variable {variable} is not set"),
+                    ));
+                }
             }
         }
         let response = match tokio::time::timeout(timeout, request.send()).await {
-            Err(_) => return Err(TryError::new(Failure::Timeout, format!("no answer within {} ms", timeout.as_millis()))),
+            Err(_) => {
+                return Err(TryError::new(Failure::Timeout, format!("no answer within {} ms", timeout.as_millis())));
+            }
             Ok(Err(error)) => return Err(TryError::new(transport(&error), chain(&error))),
             Ok(Ok(response)) => response,
         };
@@ -170,8 +177,10 @@ impl Gateway {
             return Ok(Tried::Stream(response, prepared.framing));
         }
         let bytes = response.bytes().await.map_err(|e| TryError::new(transport(&e), chain(&e)))?;
-        let reply: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| TryError { status: Some(status.as_u16()), ..TryError::new(Failure::Malformed, format!("the reply is not JSON: {e}")) })?;
+        let reply: Value = serde_json::from_slice(&bytes).map_err(|e| TryError {
+            status: Some(status.as_u16()),
+            ..TryError::new(Failure::Malformed, format!("the reply is not JSON: {e}"))
+        })?;
         adapter::answer(contract, call, reply)
             .map(Tried::Complete)
             .map_err(|e| TryError { status: Some(status.as_u16()), ..TryError::new(Failure::Malformed, e) })
@@ -191,22 +200,27 @@ impl Gateway {
     /// Executes `call` on the first of `candidates` that serves it, in
     /// order: the decision's selected service, then its alternatives.
     /// Returns the reply or why nothing served, and every attempt made.
-    pub async fn execute(self: &Arc<Self>, candidates: &[Contract], call: &Call) -> (Result<Reply, Failed>, Vec<Attempt>) {
+    pub async fn execute(
+        self: &Arc<Self>,
+        candidates: &[Contract],
+        call: &Call,
+    ) -> (Result<Reply, Failed>, Vec<Attempt>) {
         let started = Instant::now();
         let mut attempts = Vec::new();
         let mut last: Option<TryError> = None;
         let mut skipped = 0;
         for contract in candidates.iter().take(self.config.max_services) {
-            let record = |attempts: &mut Vec<Attempt>, attempt, outcome: String, status, latency: Duration, at: Instant| {
-                attempts.push(Attempt {
-                    service: contract.id.clone(),
-                    attempt,
-                    outcome,
-                    status,
-                    latency_ms: millis(latency),
-                    started_ms: millis(at.duration_since(started)),
-                });
-            };
+            let record =
+                |attempts: &mut Vec<Attempt>, attempt, outcome: String, status, latency: Duration, at: Instant| {
+                    attempts.push(Attempt {
+                        service: contract.id.clone(),
+                        attempt,
+                        outcome,
+                        status,
+                        latency_ms: millis(latency),
+                        started_ms: millis(at.duration_since(started)),
+                    });
+                };
             let prepared = match adapter::prepare(contract, call) {
                 Ok(prepared) => prepared,
                 Err(why) => {
@@ -230,7 +244,8 @@ impl Gateway {
                         self.finish(contract, true, true, took);
                         record(&mut attempts, attempt, "ok".into(), Some(200), took, at);
                         if call.stream {
-                            let streamed = self.replay(contract, call, &body, attempts.last().cloned().expect("just recorded"));
+                            let streamed =
+                                self.replay(contract, call, &body, attempts.last().cloned().expect("just recorded"));
                             return (Ok(Reply::Stream(streamed)), attempts);
                         }
                         return (Ok(Reply::Complete { service: contract.id.clone(), body }), attempts);
@@ -256,8 +271,12 @@ impl Gateway {
                         tracing::info!(target: "caio::gateway", service = %contract.id, attempt, failure = %error.failure, detail = %error.detail, "attempt failed");
                         if !error.failure.falls_back() {
                             let status = error.status.unwrap_or(400);
-                            let message = format!("the service `{}` refused the request ({})", contract.id, error.detail);
-                            return (Err(Failed { status, code: "upstream_rejected", message, upstream: error.body }), attempts);
+                            let message =
+                                format!("the service `{}` refused the request ({})", contract.id, error.detail);
+                            return (
+                                Err(Failed { status, code: "upstream_rejected", message, upstream: error.body }),
+                                attempts,
+                            );
                         }
                         let wait = self.config.retry.backoff(attempt, &error.failure, &self.jitter);
                         last = Some(error);
@@ -269,7 +288,11 @@ impl Gateway {
                 }
             }
         }
-        let tried = attempts.iter().map(|a| format!("{} #{}: {}", a.service, a.attempt, a.outcome)).collect::<Vec<_>>().join(", ");
+        let tried = attempts
+            .iter()
+            .map(|a| format!("{} #{}: {}", a.service, a.attempt, a.outcome))
+            .collect::<Vec<_>>()
+            .join(", ");
         let failed = if attempts.is_empty() {
             Failed { status: 502, code: "upstream_failed", message: "no service was tried".into(), upstream: None }
         } else if skipped == attempts.len() {
@@ -281,7 +304,12 @@ impl Gateway {
             }
         } else {
             let detail = last.map(|e| e.detail).unwrap_or_default();
-            Failed { status: 502, code: "upstream_failed", message: format!("no admitted service answered ({tried}); last: {detail}"), upstream: None }
+            Failed {
+                status: 502,
+                code: "upstream_failed",
+                message: format!("no admitted service answered ({tried}); last: {detail}"),
+                upstream: None,
+            }
         };
         (Err(failed), attempts)
     }
@@ -330,7 +358,9 @@ impl Gateway {
                 let out: Vec<Bytes> = match framing {
                     Framing::OpenaiEvents => {
                         tail.extend_from_slice(&next);
-                        complete = tail.windows(adapter::DONE.len() - 2).any(|w| w == &adapter::DONE[..adapter::DONE.len() - 2]);
+                        complete = tail
+                            .windows(adapter::DONE.len() - 2)
+                            .any(|w| w == &adapter::DONE[..adapter::DONE.len() - 2]);
                         let keep = tail.len().saturating_sub(adapter::DONE.len());
                         tail.drain(..keep);
                         vec![next]
@@ -372,7 +402,12 @@ impl Gateway {
                 let _ = sender.send(Ok(adapter::event(&error))).await;
             }
             let success = outcome.is_ok();
-            gateway.finish(&contract, success, outcome.as_ref().err().is_none_or(Failure::counts_against_service), first_byte);
+            gateway.finish(
+                &contract,
+                success,
+                outcome.as_ref().err().is_none_or(Failure::counts_against_service),
+                first_byte,
+            );
             attempt.outcome = match &outcome {
                 Ok(()) if cancelled => "ok_cancelled".into(),
                 Ok(()) => "ok".into(),

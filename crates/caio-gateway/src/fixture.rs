@@ -142,13 +142,22 @@ async fn arrive(shared: &Shared, path: &str, headers: &HeaderMap, body: &Bytes) 
 
 fn fail(fault: &Fault) -> Option<Response> {
     Some(match fault {
-        Fault::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": {"message": "injected failure"}}))).into_response(),
+        Fault::ServerError => {
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": {"message": "injected failure"}})))
+                .into_response()
+        }
         Fault::RateLimited(seconds) => {
             (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, seconds.to_string())], "slow down").into_response()
         }
-        Fault::Malformed => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"choices\": [").into_response(),
-        Fault::BadRequest => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": "injected refusal"}}))).into_response(),
-        Fault::NotFound => (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"message": "no such model"}}))).into_response(),
+        Fault::Malformed => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"choices\": [").into_response()
+        }
+        Fault::BadRequest => {
+            (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": "injected refusal"}}))).into_response()
+        }
+        Fault::NotFound => {
+            (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"message": "no such model"}}))).into_response()
+        }
         Fault::Redirect(to) => (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to.clone())]).into_response(),
         Fault::Slow(_) | Fault::CutStream => return None,
     })
@@ -196,7 +205,11 @@ async fn openai_chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
         events.push(Bytes::from(format!("data: {last}\n\n")));
         events.push(Bytes::from_static(b"data: [DONE]\n\n"));
         let gap = *shared.chunk_gap.lock().unwrap();
-        return ([(header::CONTENT_TYPE, "text/event-stream")], stream_body(events, gap, fault == Some(Fault::CutStream))).into_response();
+        return (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            stream_body(events, gap, fault == Some(Fault::CutStream)),
+        )
+            .into_response();
     }
     axum::Json(json!({
         "id": "up-1", "object": "chat.completion", "created": 1, "model": model,
@@ -234,11 +247,20 @@ async fn ollama_chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
     if request.get("stream").and_then(Value::as_bool) != Some(false) {
         let mut lines: Vec<Bytes> = WORDS
             .iter()
-            .map(|w| Bytes::from(format!("{}\n", json!({"model": model, "message": {"role": "assistant", "content": w}, "done": false}))))
+            .map(|w| {
+                Bytes::from(format!(
+                    "{}\n",
+                    json!({"model": model, "message": {"role": "assistant", "content": w}, "done": false})
+                ))
+            })
             .collect();
         lines.push(Bytes::from(format!("{}\n", json!({"model": model, "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop"}))));
         let gap = *shared.chunk_gap.lock().unwrap();
-        return ([(header::CONTENT_TYPE, "application/x-ndjson")], stream_body(lines, gap, fault == Some(Fault::CutStream))).into_response();
+        return (
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            stream_body(lines, gap, fault == Some(Fault::CutStream)),
+        )
+            .into_response();
     }
     axum::Json(json!({"model": model, "message": {"role": "assistant", "content": format!("{} ({})", WORDS.concat(), shared.name)},
         "done": true, "done_reason": "stop", "prompt_eval_count": 4, "eval_count": 3}))
@@ -259,5 +281,6 @@ async fn generic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         return response;
     }
     let text = request.get("text").and_then(Value::as_str).unwrap_or_default();
-    axum::Json(json!({"output": [{"text": format!("echo: {text} ({})", shared.name)}], "vector": vector(&shared.name)})).into_response()
+    axum::Json(json!({"output": [{"text": format!("echo: {text} ({})", shared.name)}], "vector": vector(&shared.name)}))
+        .into_response()
 }

@@ -202,7 +202,8 @@ impl Gateway {
     /// The gateway's metrics in the Prometheus text format.
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
-        let _ = writeln!(out, "# HELP caio_breaker_state Circuit breaker state by service: 0 closed, 1 half-open, 2 open.");
+        let _ =
+            writeln!(out, "# HELP caio_breaker_state Circuit breaker state by service: 0 closed, 1 half-open, 2 open.");
         let _ = writeln!(out, "# TYPE caio_breaker_state gauge");
         let views = self.breakers.views();
         for (service, view) in &views {
@@ -221,14 +222,23 @@ impl Gateway {
         let _ = writeln!(out, "# HELP caio_upstream_calls_total Calls to services by outcome.");
         let _ = writeln!(out, "# TYPE caio_upstream_calls_total counter");
         for (service, history) in self.observed.history() {
-            let _ = writeln!(out, "caio_upstream_calls_total{{service=\"{service}\",outcome=\"success\"}} {}", history.calls - history.failures);
-            let _ = writeln!(out, "caio_upstream_calls_total{{service=\"{service}\",outcome=\"failure\"}} {}", history.failures);
+            let _ = writeln!(
+                out,
+                "caio_upstream_calls_total{{service=\"{service}\",outcome=\"success\"}} {}",
+                history.calls - history.failures
+            );
+            let _ = writeln!(
+                out,
+                "caio_upstream_calls_total{{service=\"{service}\",outcome=\"failure\"}} {}",
+                history.failures
+            );
         }
         let _ = writeln!(out, "# HELP caio_egress_refused_total Connections refused by the egress allowlist.");
         let _ = writeln!(out, "# TYPE caio_egress_refused_total counter");
         let refusals = self.egress.refusals();
         for ((reason, origin), count) in &refusals {
-            let _ = writeln!(out, "caio_egress_refused_total{{reason=\"{}\",origin=\"{origin}\"}} {count}", reason.label());
+            let _ =
+                writeln!(out, "caio_egress_refused_total{{reason=\"{}\",origin=\"{origin}\"}} {count}", reason.label());
         }
         if refusals.is_empty() {
             let _ = writeln!(out, "caio_egress_refused_total{{reason=\"undeclared\",origin=\"\"}} 0");

@@ -64,9 +64,14 @@ impl Observed {
             .map(|(id, s)| {
                 let mut sorted: Vec<f64> = s.latencies.iter().copied().collect();
                 sorted.sort_by(f64::total_cmp);
-                let p95 = (!sorted.is_empty()).then(|| sorted[((sorted.len() as f64 * 0.95).ceil() as usize).clamp(1, sorted.len()) - 1]);
-                let history =
-                    ServiceHistory { calls: s.calls, failures: s.failures, violations: s.violations, latency_p95_ms: p95 };
+                let p95 = (!sorted.is_empty())
+                    .then(|| sorted[((sorted.len() as f64 * 0.95).ceil() as usize).clamp(1, sorted.len()) - 1]);
+                let history = ServiceHistory {
+                    calls: s.calls,
+                    failures: s.failures,
+                    violations: s.violations,
+                    latency_p95_ms: p95,
+                };
                 (id.clone(), history)
             })
             .collect()

@@ -129,7 +129,8 @@ pub struct Jitter(AtomicU64);
 impl Jitter {
     /// Seeded from the clock, so replicas do not retry in step.
     pub fn from_clock() -> Jitter {
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        let seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         Jitter(AtomicU64::new(seed))
     }
     /// A number in `[0, 1)`.
@@ -271,7 +272,9 @@ mod tests {
     fn only_transient_failures_are_retried() {
         let policy = RetryPolicy::default();
         let jitter = Jitter(AtomicU64::new(7));
-        for failure in [Failure::Connect, Failure::Server { status: 503 }, Failure::RateLimited { retry_after_ms: None }] {
+        for failure in
+            [Failure::Connect, Failure::Server { status: 503 }, Failure::RateLimited { retry_after_ms: None }]
+        {
             assert!(policy.backoff(1, &failure, &jitter).is_some(), "{failure} is retried");
             assert!(policy.backoff(3, &failure, &jitter).is_none(), "{failure}: two retries at most");
         }
@@ -282,9 +285,11 @@ mod tests {
 
     #[test]
     fn backoff_is_jittered_below_an_exponential_ceiling() {
-        let policy = RetryPolicy { retries: 10, base_backoff_ms: 100, max_backoff_ms: 1_000, max_retry_after_ms: 5_000 };
+        let policy =
+            RetryPolicy { retries: 10, base_backoff_ms: 100, max_backoff_ms: 1_000, max_retry_after_ms: 5_000 };
         let jitter = Jitter(AtomicU64::new(42));
-        let waits: Vec<u64> = (0..200).map(|_| policy.backoff(2, &Failure::Connect, &jitter).unwrap().as_millis() as u64).collect();
+        let waits: Vec<u64> =
+            (0..200).map(|_| policy.backoff(2, &Failure::Connect, &jitter).unwrap().as_millis() as u64).collect();
         assert!(waits.iter().all(|w| *w < 200), "the second retry waits below 2 x base");
         assert!(waits.iter().any(|w| *w < 50) && waits.iter().any(|w| *w > 150), "the waits spread: {waits:?}");
         assert!(policy.backoff(9, &Failure::Connect, &jitter).unwrap() < Duration::from_millis(1_000), "capped");

@@ -109,7 +109,8 @@ async fn transient_failures_are_retried_then_succeed() {
 async fn exhausted_retries_fall_back_to_the_next_admitted_service() {
     let (bad, good) = (Upstream::start("bad").await, Upstream::start("good").await);
     bad.always(Some(Fault::ServerError));
-    let contracts = [contract("bad", "openai", &bad.openai_base(), ""), contract("good", "openai", &good.openai_base(), "")];
+    let contracts =
+        [contract("bad", "openai", &bad.openai_base(), ""), contract("good", "openai", &good.openai_base(), "")];
     let (reply, attempts) = gateway(&contracts, config()).execute(&contracts, &chat(false)).await;
     assert_eq!(content(&reply.unwrap()), "Hello from upstream (good)");
     assert_eq!(path(&attempts), ["bad#1:server_500", "bad#2:server_500", "bad#3:server_500", "good#1:ok"]);
@@ -117,7 +118,8 @@ async fn exhausted_retries_fall_back_to_the_next_admitted_service() {
 
 #[tokio::test]
 async fn timeouts_refused_connections_and_malformed_replies_fall_back_without_retry() {
-    let (slow, broken, good) = (Upstream::start("slow").await, Upstream::start("broken").await, Upstream::start("good").await);
+    let (slow, broken, good) =
+        (Upstream::start("slow").await, Upstream::start("broken").await, Upstream::start("good").await);
     slow.always(Some(Fault::Slow(Duration::from_millis(1_000))));
     broken.always(Some(Fault::Malformed));
     let refused = refused_endpoint().await;
@@ -132,7 +134,14 @@ async fn timeouts_refused_connections_and_malformed_replies_fall_back_without_re
     assert_eq!(content(&reply.unwrap()), "Hello from upstream (good)");
     assert_eq!(
         path(&attempts),
-        ["slow#1:timeout", "refused#1:connect", "refused#2:connect", "refused#3:connect", "broken#1:malformed", "good#1:ok"]
+        [
+            "slow#1:timeout",
+            "refused#1:connect",
+            "refused#2:connect",
+            "refused#3:connect",
+            "broken#1:malformed",
+            "good#1:ok"
+        ]
     );
     let timeout = attempts[0].latency_ms;
     assert!((400.0..900.0).contains(&timeout), "the contract's 400 ms timeout cut the slow call: {timeout} ms");
@@ -143,7 +152,8 @@ async fn timeouts_refused_connections_and_malformed_replies_fall_back_without_re
 async fn a_refused_request_is_not_retried_nor_sent_elsewhere() {
     let (picky, other) = (Upstream::start("picky").await, Upstream::start("other").await);
     picky.push([Fault::BadRequest]);
-    let contracts = [contract("picky", "openai", &picky.openai_base(), ""), contract("other", "openai", &other.openai_base(), "")];
+    let contracts =
+        [contract("picky", "openai", &picky.openai_base(), ""), contract("other", "openai", &other.openai_base(), "")];
     let (reply, attempts) = gateway(&contracts, config()).execute(&contracts, &chat(false)).await;
     let failed = reply.unwrap_err();
     assert_eq!((failed.status, failed.code), (400, "upstream_rejected"));
@@ -156,7 +166,8 @@ async fn a_refused_request_is_not_retried_nor_sent_elsewhere() {
 async fn a_misconfigured_service_is_skipped_for_the_next() {
     let (wrong, right) = (Upstream::start("wrong").await, Upstream::start("right").await);
     wrong.always(Some(Fault::NotFound));
-    let contracts = [contract("wrong", "openai", &wrong.openai_base(), ""), contract("right", "openai", &right.openai_base(), "")];
+    let contracts =
+        [contract("wrong", "openai", &wrong.openai_base(), ""), contract("right", "openai", &right.openai_base(), "")];
     let gateway = gateway(&contracts, config());
     let (reply, attempts) = gateway.execute(&contracts, &chat(false)).await;
     assert_eq!(content(&reply.unwrap()), "Hello from upstream (right)");
@@ -178,17 +189,32 @@ async fn no_candidate_means_no_call() {
 async fn the_breaker_opens_skips_the_service_and_recovers_through_half_open_probes() {
     let (flaky, spare) = (Upstream::start("flaky").await, Upstream::start("spare").await);
     flaky.always(Some(Fault::ServerError));
-    let contracts = [contract("flaky", "openai", &flaky.openai_base(), ""), contract("spare", "openai", &spare.openai_base(), "")];
+    let contracts =
+        [contract("flaky", "openai", &flaky.openai_base(), ""), contract("spare", "openai", &spare.openai_base(), "")];
     let mut settings = config();
     settings.retry.retries = 0;
     let gateway = gateway(&contracts, settings);
+    // The timeline of the run, printed with --nocapture.
+    let started = Instant::now();
+    let mut timeline = Vec::new();
+    let mut call = async |label: &str| {
+        let (reply, attempts) = gateway.execute(&contracts, &chat(false)).await;
+        let view = gateway.breakers().view("flaky");
+        timeline.push(format!(
+            "{:>7.1} ms  {label:<24} {:<40} breaker {}",
+            started.elapsed().as_secs_f64() * 1e3,
+            path(&attempts).join(" "),
+            view.state
+        ));
+        (reply, attempts)
+    };
     for _ in 0..4 {
-        let (reply, _) = gateway.execute(&contracts, &chat(false)).await;
+        let (reply, _) = call("flaky failing").await;
         assert_eq!(content(&reply.unwrap()), "Hello from upstream (spare)");
     }
     assert_eq!(gateway.breakers().view("flaky").state, "open", "4 failures of 4 calls open it");
     let hits = flaky.hits();
-    let (reply, attempts) = gateway.execute(&contracts, &chat(false)).await;
+    let (reply, attempts) = call("breaker open").await;
     assert_eq!(content(&reply.unwrap()), "Hello from upstream (spare)");
     assert_eq!(path(&attempts), ["flaky#1:breaker_open", "spare#1:ok"]);
     assert_eq!(flaky.hits(), hits, "an open breaker sends nothing");
@@ -197,7 +223,7 @@ async fn the_breaker_opens_skips_the_service_and_recovers_through_half_open_prob
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(gateway.breakers().view("flaky").state, "half_open");
     for _ in 0..2 {
-        let (reply, attempts) = gateway.execute(&contracts, &chat(false)).await;
+        let (reply, attempts) = call("flaky healed: probe").await;
         assert_eq!(content(&reply.unwrap()), "Hello from upstream (flaky)");
         assert_eq!(path(&attempts), ["flaky#1:ok"]);
     }
@@ -206,6 +232,7 @@ async fn the_breaker_opens_skips_the_service_and_recovers_through_half_open_prob
     let mut metrics = String::new();
     gateway.render_metrics(&mut metrics);
     assert!(metrics.contains("caio_breaker_opened_total{service=\"flaky\"} 1"), "{metrics}");
+    println!("{}", timeline.join("\n"));
 }
 
 #[tokio::test]
@@ -272,7 +299,10 @@ async fn a_stream_is_forwarded_chunk_by_chunk_as_it_arrives() {
     assert!(first_byte < Duration::from_millis(120), "the first chunk is not held back: {first_byte:?}");
     let (first_at, _) = events[0];
     let (last_at, _) = events.last().unwrap();
-    assert!(*last_at - first_at >= Duration::from_millis(400), "later chunks arrive as the server sends them: {events:?}");
+    assert!(
+        *last_at - first_at >= Duration::from_millis(400),
+        "later chunks arrive as the server sends them: {events:?}"
+    );
 }
 
 #[tokio::test]
@@ -313,7 +343,13 @@ async fn the_generic_adapter_and_embeddings() {
     let gateway = gateway(&contracts, config());
     let (reply, _) = gateway.execute(&contracts[..1], &chat(false)).await;
     assert_eq!(content(&reply.unwrap()), "echo: hi (g)");
-    let embed = Call { operation: Operation::Embeddings, body: json!({"model": "embeddings", "input": "x"}), stream: false, id: "e".into(), created: 1 };
+    let embed = Call {
+        operation: Operation::Embeddings,
+        body: json!({"model": "embeddings", "input": "x"}),
+        stream: false,
+        id: "e".into(),
+        created: 1,
+    };
     for service in &contracts {
         let (reply, _) = gateway.execute(std::slice::from_ref(service), &embed).await;
         let Reply::Complete { body, .. } = reply.unwrap() else { panic!() };

@@ -124,9 +124,19 @@ pub fn document() -> Value {
     let contract = schema::<caio_calculus::contract::Contract>(&mut generator);
     let bodies: Vec<(&str, &str, Option<Value>, Value)> = vec![
         ("post", "/v1/route", Some(request), schema::<RouteResponse>(&mut generator)),
-        ("post", "/v1/chat/completions", Some(openai("chat completion request (model, messages, stream, ...)")), openai("chat completion, or chat.completion.chunk events")),
+        (
+            "post",
+            "/v1/chat/completions",
+            Some(openai("chat completion request (model, messages, stream, ...)")),
+            openai("chat completion, or chat.completion.chunk events"),
+        ),
         ("post", "/v1/embeddings", Some(openai("embeddings request (model, input)")), openai("list of embeddings")),
-        ("post", "/v1/orchestrate", Some(schema::<OrchestrateRequest>(&mut generator)), schema::<OrchestrateResponse>(&mut generator)),
+        (
+            "post",
+            "/v1/orchestrate",
+            Some(schema::<OrchestrateRequest>(&mut generator)),
+            schema::<OrchestrateResponse>(&mut generator),
+        ),
         ("get", "/v1/services", None, schema::<Vec<ServiceSummary>>(&mut generator)),
         ("post", "/v1/services", Some(contract), schema::<ServiceView>(&mut generator)),
         ("get", "/v1/services/{id}", None, schema::<ServiceView>(&mut generator)),

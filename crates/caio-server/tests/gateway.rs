@@ -32,7 +32,8 @@ async fn server(contracts: Vec<Contract>) -> Server {
 
 async fn server_reading_history_every(contracts: Vec<Contract>, every: Duration) -> Server {
     Server::start_with(contracts, Policy::default(), |config| {
-        config.gateway.retry = RetryPolicy { retries: 1, base_backoff_ms: 5, max_backoff_ms: 10, max_retry_after_ms: 1_000 };
+        config.gateway.retry =
+            RetryPolicy { retries: 1, base_backoff_ms: 5, max_backoff_ms: 10, max_retry_after_ms: 1_000 };
         config.gateway.breaker = BreakerConfig {
             window: Window::Count { calls: 4 },
             minimum_calls: 4,
@@ -55,7 +56,11 @@ fn caller() -> String {
     token("alice", &["chat.basic"])
 }
 
-async fn chat(server: &Server, body: Value, headers: &[(&str, &str)]) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+async fn chat(
+    server: &Server,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let mut request = client().post(format!("{}/v1/chat/completions", server.url)).bearer_auth(caller()).json(&body);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -105,14 +110,21 @@ async fn execution_of(server: &Server, decision: u64) -> Value {
 }
 
 fn outcomes(execution: &Value) -> Vec<String> {
-    execution["attempts"].as_array().unwrap().iter().map(|a| format!("{}:{}", a["service"].as_str().unwrap(), a["outcome"].as_str().unwrap())).collect()
+    execution["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{}:{}", a["service"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
+        .collect()
 }
 
 #[tokio::test]
 async fn a_chat_completion_falls_back_along_the_decision_and_every_attempt_is_traced() {
     let (cheap, dear) = (Upstream::start("cheap").await, Upstream::start("dear").await);
     cheap.always(Some(Fault::ServerError));
-    let server = server(vec![service("cheap", &cheap.openai_base(), 0.0, ""), service("dear", &dear.openai_base(), 0.05, "")]).await;
+    let server =
+        server(vec![service("cheap", &cheap.openai_base(), 0.0, ""), service("dear", &dear.openai_base(), 0.05, "")])
+            .await;
 
     let (status, headers, body) = chat(&server, hello(), &[("x-request-id", "req-1")]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -167,7 +179,8 @@ async fn a_service_that_fails_the_contract_is_never_a_fallback() {
 async fn breakers_and_observed_history_are_visible_per_service_and_in_metrics() {
     let (flaky, spare) = (Upstream::start("flaky").await, Upstream::start("spare").await);
     flaky.always(Some(Fault::ServerError));
-    let contracts = vec![service("flaky", &flaky.openai_base(), 0.0, ""), service("spare", &spare.openai_base(), 0.05, "")];
+    let contracts =
+        vec![service("flaky", &flaky.openai_base(), 0.0, ""), service("spare", &spare.openai_base(), 0.05, "")];
     // The score reads no history here, so the failing service keeps ranking first.
     let server = server_reading_history_every(contracts, Duration::from_secs(3600)).await;
     for _ in 0..2 {
@@ -199,7 +212,11 @@ async fn breakers_and_observed_history_are_visible_per_service_and_in_metrics() 
 async fn observed_failures_feed_the_score() {
     let (flaky, spare) = (Upstream::start("flaky").await, Upstream::start("spare").await);
     flaky.always(Some(Fault::ServerError));
-    let server = server(vec![service("flaky", &flaky.openai_base(), 0.0, ""), service("spare", &spare.openai_base(), 0.0001, "")]).await;
+    let server = server(vec![
+        service("flaky", &flaky.openai_base(), 0.0, ""),
+        service("spare", &spare.openai_base(), 0.0001, ""),
+    ])
+    .await;
     let route = || async {
         let decision: Value = client()
             .post(format!("{}/v1/route", server.url))
@@ -300,7 +317,8 @@ async fn bad_calls_get_one_clear_error_and_call_nothing() {
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(expected), "{body}: {message}");
     }
-    let unauthenticated = client().post(format!("{}/v1/chat/completions", server.url)).json(&hello()).send().await.unwrap();
+    let unauthenticated =
+        client().post(format!("{}/v1/chat/completions", server.url)).json(&hello()).send().await.unwrap();
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(up.hits(), 0);
 }

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use caio_calculus::contract::{Contract, Format, is_valid_id, parse_contracts};
-use caio_calculus::request::parse_request;
-use caio_gateway::GatewayConfig;
 use caio_calculus::control::ControlConfig;
+use caio_calculus::request::parse_request;
 use caio_calculus::route::RouteConfig;
 use caio_calculus::rules::{Policy, parse_policy};
 use caio_calculus::score::ScoreConfig;
 use caio_calculus::security::{AuthConfig, parse_auth_config};
+use caio_gateway::GatewayConfig;
 use caio_server::Limits;
 use serde::Deserialize;
 

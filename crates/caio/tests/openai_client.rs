@@ -30,7 +30,8 @@ impl Drop for Killed {
 
 fn python() -> Option<String> {
     let python = std::env::var("CAIO_OPENAI_PYTHON").unwrap_or_else(|_| "python3".into());
-    let found = Command::new(&python).args(["-c", "import openai"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let found =
+        Command::new(&python).args(["-c", "import openai"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     if found {
         return Some(python);
     }
@@ -60,7 +61,11 @@ async fn the_openai_package_talks_to_caio() {
         ),
     )
     .unwrap();
-    std::fs::write(dir.path().join("caio.toml"), "listen = \"127.0.0.1:0\"\ndb = \"caio.db\"\nregistry = \"contracts\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("caio.toml"),
+        "listen = \"127.0.0.1:0\"\ndb = \"caio.db\"\nregistry = \"contracts\"\n",
+    )
+    .unwrap();
 
     let caio = env!("CARGO_BIN_EXE_caio");
     let mut child = Command::new(caio)
@@ -80,7 +85,8 @@ async fn the_openai_package_talks_to_caio() {
     })
     .await
     .unwrap();
-    let url = line.trim().strip_prefix("caio listening on ").unwrap_or_else(|| panic!("first line: {line}")).to_string();
+    let url =
+        line.trim().strip_prefix("caio listening on ").unwrap_or_else(|| panic!("first line: {line}")).to_string();
     let token = Command::new(caio)
         .args(["token", "--sub", "py", "--permission", "chat.basic"])
         .current_dir(root())

@@ -102,7 +102,9 @@ fn request_of(state: &AppState, operation: Operation, body: &Value, headers: &He
     if let Some(extra) = header_object(headers, "x-caio-request")? {
         for (field, value) in extra {
             if matches!(field.as_str(), "id" | "token") {
-                return Err(ApiError::invalid(format!("x-caio-request may not set `{field}`; send it as its own header")));
+                return Err(ApiError::invalid(format!(
+                    "x-caio-request may not set `{field}`; send it as its own header"
+                )));
             }
             request.insert(field, value);
         }
@@ -254,10 +256,8 @@ async fn front_door(
             let (trace_ref, id, mut attempts_so_far) = (trace.clone(), request_id.clone(), attempts.clone());
             let served = service.clone();
             tokio::spawn(async move {
-                if let Ok(last) = finished.await {
-                    if let Some(slot) = attempts_so_far.last_mut() {
-                        *slot = last;
-                    }
+                if let (Ok(last), Some(slot)) = (finished.await, attempts_so_far.last_mut()) {
+                    *slot = last;
                 }
                 record(&recorder, execution_body(&trace_ref, &id, &attempts_so_far, Some(&served))).await;
             });
@@ -341,10 +341,17 @@ pub async fn orchestrate(
     let operation = match orchestrated.operation.as_str() {
         "chat" => Operation::Chat,
         "embeddings" => Operation::Embeddings,
-        other => return Err(ApiError::invalid(format!("`operation` must be `chat` or `embeddings`, found `{}`", quoted(other)))),
+        other => {
+            return Err(ApiError::invalid(format!(
+                "`operation` must be `chat` or `embeddings`, found `{}`",
+                quoted(other)
+            )));
+        }
     };
     if orchestrated.input.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Err(ApiError::invalid("`input.stream`: /v1/orchestrate answers whole; stream with /v1/chat/completions"));
+        return Err(ApiError::invalid(
+            "`input.stream`: /v1/orchestrate answers whole; stream with /v1/chat/completions",
+        ));
     }
     let bearer = auth::bearer(&headers)?;
     let request_id = orchestrated.request.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -357,9 +364,14 @@ pub async fn orchestrate(
     let execution = record(&state, execution_body(&trace, &request_id, &attempts, served_by)).await;
     match reply {
         Ok(Reply::Complete { service, body }) => {
-            let mut response =
-                Json(OrchestrateResponse { decision: respond(decision, trace.clone(), false), served_by: service.clone(), result: body, attempts, execution })
-                    .into_response();
+            let mut response = Json(OrchestrateResponse {
+                decision: respond(decision, trace.clone(), false),
+                served_by: service.clone(),
+                result: body,
+                attempts,
+                execution,
+            })
+            .into_response();
             caio_headers(&mut response, &request_id, Some(&service), &trace, 0);
             response.headers_mut().remove("x-caio-attempts");
             Ok(response)
@@ -368,7 +380,8 @@ pub async fn orchestrate(
         Err(failure) => {
             let attempts = serde_json::to_value(&attempts).unwrap_or(Value::Null);
             let mut error = failed(failure);
-            error.details = Some(json!({"upstream": error.details.take(), "attempts": attempts, "decision_trace": trace.seq}));
+            error.details =
+                Some(json!({"upstream": error.details.take(), "attempts": attempts, "decision_trace": trace.seq}));
             Err(error)
         }
     }

@@ -111,7 +111,10 @@ pub async fn show(
     auth::caller(&state, auth::bearer(&headers)?.as_deref())?;
     let lookup = id.clone();
     let record = blocking(&state, "service", move |store| store.service(&lookup)).await?;
-    record.map(|r| view(&state, r)).map(Json).ok_or_else(|| ApiError::not_found(format!("no service `{}` is registered", quoted(&id))))
+    record
+        .map(|r| view(&state, r))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no service `{}` is registered", quoted(&id))))
 }
 
 /// Registers a new version of a contract, sent as JSON or (with
