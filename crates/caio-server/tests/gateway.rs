@@ -75,15 +75,18 @@ fn hello() -> Value {
     json!({"model": "chat", "messages": [{"role": "user", "content": "hello"}]})
 }
 
+/// `GET path` as an auditor: the status and the JSON body.
+async fn audit(server: &Server, path: &str) -> (StatusCode, Value) {
+    let response =
+        client().get(format!("{}{path}", server.url)).bearer_auth(token("auditor", &["caio:audit"])).send().await.unwrap();
+    let status = response.status();
+    (status, response.json::<Value>().await.unwrap_or(Value::Null))
+}
+
 async fn trace(server: &Server, seq: u64) -> Value {
-    let response = client()
-        .get(format!("{}/v1/traces/{seq}", server.url))
-        .bearer_auth(token("auditor", &["caio:audit"]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json::<Value>().await.unwrap()["body"].clone()
+    let (status, trace) = audit(server, &format!("/v1/traces/{seq}")).await;
+    assert_eq!(status, StatusCode::OK);
+    trace["body"].clone()
 }
 
 /// The execution trace that follows the decision `seq` (appends may land
@@ -91,17 +94,10 @@ async fn trace(server: &Server, seq: u64) -> Value {
 async fn execution_of(server: &Server, decision: u64) -> Value {
     for _ in 0..50 {
         for seq in decision + 1..decision + 4 {
-            let response = client()
-                .get(format!("{}/v1/traces/{seq}", server.url))
-                .bearer_auth(token("auditor", &["caio:audit"]))
-                .send()
-                .await
-                .unwrap();
-            if response.status() == StatusCode::OK {
-                let body = response.json::<Value>().await.unwrap()["body"].clone();
-                if body["kind"] == "execution" && body["decision"]["seq"] == decision {
-                    return body;
-                }
+            let (status, trace) = audit(server, &format!("/v1/traces/{seq}")).await;
+            let body = &trace["body"];
+            if status == StatusCode::OK && body["kind"] == "execution" && body["decision"]["seq"] == decision {
+                return body.clone();
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -144,14 +140,8 @@ async fn a_chat_completion_falls_back_along_the_decision_and_every_attempt_is_tr
     assert_eq!(cheap.hits(), 2);
 
     // The chain, decisions and executions together, verifies.
-    let verify = client()
-        .get(format!("{}/v1/traces/verify", server.url))
-        .bearer_auth(token("auditor", &["caio:audit"]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(verify.status(), StatusCode::OK);
-    let report: Value = verify.json().await.unwrap();
+    let (status, report) = audit(&server, "/v1/traces/verify").await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(report["checked"], 2, "{report}");
 }
 
