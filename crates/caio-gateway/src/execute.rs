@@ -130,27 +130,35 @@ fn millis(d: Duration) -> f64 {
 }
 
 impl Gateway {
-    async fn try_once(&self, contract: &Contract, prepared: &Prepared, call: &Call) -> Result<Tried, TryError> {
+    /// What must hold before a service is called at all: its URL is on the
+    /// allowlist and its key, if it needs one, is set. Returns the key.
+    fn preflight(&self, contract: &Contract, prepared: &Prepared) -> Result<Option<String>, TryError> {
         if !self.egress.allows(&prepared.url) {
             self.egress.refuse(Refusal::Undeclared, &prepared.url);
             return Err(TryError::new(Failure::Egress, format!("{} is not on the egress allowlist", prepared.url)));
         }
+        let Some(variable) = &contract.api.credentials_env else { return Ok(None) };
+        match (self.environment)(variable) {
+            Some(key) if !key.is_empty() => Ok(Some(key)),
+            _ => Err(TryError::new(Failure::Credentials, format!("the environment variable {variable} is not set"))),
+        }
+    }
+
+    async fn try_once(
+        &self,
+        contract: &Contract,
+        prepared: &Prepared,
+        call: &Call,
+        key: Option<&str>,
+    ) -> Result<Tried, TryError> {
         let timeout = Duration::from_millis(contract.api.timeout_ms);
         let streamed = call.stream && prepared.framing != Framing::Whole;
         let mut request = self.client.post(prepared.url.clone()).json(&prepared.body);
         if !streamed {
             request = request.timeout(timeout);
         }
-        if let Some(variable) = &contract.api.credentials_env {
-            match (self.environment)(variable) {
-                Some(key) if !key.is_empty() => request = request.bearer_auth(key),
-                _ => {
-                    return Err(TryError::new(
-                        Failure::Credentials,
-                        format!("the environment variable {variable} is not set"),
-                    ));
-                }
-            }
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
         }
         let response = match tokio::time::timeout(timeout, request.send()).await {
             Err(_) => {
@@ -229,6 +237,16 @@ impl Gateway {
                     continue;
                 }
             };
+            // Never called, so neither its breaker nor its history hears of it.
+            let key = match self.preflight(contract, &prepared) {
+                Ok(key) => key,
+                Err(error) => {
+                    record(&mut attempts, 1, error.failure.to_string(), None, Duration::ZERO, Instant::now());
+                    tracing::warn!(target: "caio::gateway", service = %contract.id, detail = %error.detail, "not called");
+                    last = Some(error);
+                    continue;
+                }
+            };
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -238,7 +256,7 @@ impl Gateway {
                     break;
                 }
                 let at = Instant::now();
-                match self.try_once(contract, &prepared, call).await {
+                match self.try_once(contract, &prepared, call, key.as_deref()).await {
                     Ok(Tried::Complete(body)) => {
                         let took = at.elapsed();
                         self.finish(contract, true, true, took);

@@ -86,9 +86,11 @@ impl Failure {
         matches!(self, Failure::Connect | Failure::RateLimited { .. } | Failure::Server { .. })
     }
     /// Whether the service is to blame (the breaker counts it): a refused
-    /// request is the caller's problem, not the service's health.
+    /// request is the caller's problem, not the service's health, and a
+    /// call never made (no key) says nothing of it. A redirect off the
+    /// allowlist does count: the service sent it.
     pub fn counts_against_service(&self) -> bool {
-        !matches!(self, Failure::Rejected { .. } | Failure::Egress | Failure::Credentials)
+        !matches!(self, Failure::Rejected { .. } | Failure::Credentials)
     }
     /// Whether falling back to another service makes sense.
     pub fn falls_back(&self) -> bool {

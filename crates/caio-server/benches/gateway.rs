@@ -140,6 +140,9 @@ async fn start_litellm(upstream: &Upstream, dir: &std::path::Path) -> Option<(st
         .arg(&config)
         .args(["--port", &port.to_string(), "--host", "127.0.0.1", "--num_workers", "1"])
         .env("LITELLM_LOG", "ERROR")
+        // No network here: the bundled model cost map, no telemetry.
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .env("LITELLM_TELEMETRY", "False")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
