@@ -64,7 +64,8 @@ enum Command {
         run: RunArgs,
         /// `evcxr` runs the notebooks through evcxr, the engine of the Jupyter
         /// kernel, and compares every cell's outputs with the notebook's
-        /// (builds tools/evcxr-engine on first use; writes nothing).
+        /// (builds tools/evcxr-engine on first use; writes nothing;
+        /// CAIO_EVCXR_OPT=0 sets evcxr's `:opt` level).
         #[arg(long, value_enum, default_value_t = Engine::Native)]
         engine: Engine,
         /// Notebooks to run (default: all under notebooks/).

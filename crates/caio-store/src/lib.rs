@@ -30,7 +30,7 @@ use caio_calculus::trace::Trace;
 use serde::Serialize;
 
 pub use error::StoreError;
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 /// One registered version of a contract.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -64,6 +64,14 @@ fn run(path: &Path) -> Result<()> {
     let (stdout, stderr) = (capture(outputs.stdout), capture(outputs.stderr));
     // What the kernel does when it starts (evcxr_jupyter's core.rs).
     context.execute(":load_config").map_err(|e| anyhow::anyhow!("evcxr could not load its configuration: {e}"))?;
+    // The optimization level, as a user's `:opt` would set it: it changes
+    // how long cells take to compile and run, never what they print.
+    if let Ok(level) = std::env::var("CAIO_EVCXR_OPT") {
+        if !matches!(level.as_str(), "0" | "1" | "2" | "3" | "s" | "z") {
+            anyhow::bail!("CAIO_EVCXR_OPT must be one of 0, 1, 2, 3, s, z (evcxr's `:opt`), found `{level}`");
+        }
+        context.execute(&format!(":opt {level}")).map_err(|e| anyhow::anyhow!("evcxr refused `:opt {level}`: {e}"))?;
+    }
     let quiet = Duration::from_millis(100);
     let _startup = (take_when_quiet(&stdout, quiet), take_when_quiet(&stderr, quiet));
     let shown = path.display().to_string();

@@ -185,6 +185,16 @@ async fn record(state: &AppState, body: Value) -> Option<TraceRef> {
     }
 }
 
+/// Appends the execution trace without holding the answer back: the
+/// decision is durable before the answer, the record of the attempts
+/// follows it by one group commit (`/v1/orchestrate` waits for it).
+fn record_later(state: &AppState, body: Value) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        record(&state, body).await;
+    });
+}
+
 fn parse_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let body = body.map_err(|e| body_error(e, state.0.config.limits.body_bytes))?;
     match serde_json::from_str(text(&body)?) {
@@ -242,7 +252,7 @@ async fn front_door(
     let Executed { trace, reply, attempts, .. } = execute(&state, request, bearer, call).await?;
     match reply {
         Ok(Reply::Complete { service, body }) => {
-            record(&state, execution_body(&trace, &request_id, &attempts, Some(&service))).await;
+            record_later(&state, execution_body(&trace, &request_id, &attempts, Some(&service)));
             let mut response = Json(body).into_response();
             caio_headers(&mut response, &request_id, Some(&service), &trace, attempts.len());
             Ok(response)
@@ -268,7 +278,7 @@ async fn front_door(
             Ok(response)
         }
         Err(failure) => {
-            record(&state, execution_body(&trace, &request_id, &attempts, None)).await;
+            record_later(&state, execution_body(&trace, &request_id, &attempts, None));
             let mut response = failed(failure).into_response();
             caio_headers(&mut response, &request_id, None, &trace, attempts.len());
             Ok(response)
