@@ -374,6 +374,7 @@ pub async fn orchestrate(
     let execution = record(&state, execution_body(&trace, &request_id, &attempts, served_by)).await;
     match reply {
         Ok(Reply::Complete { service, body }) => {
+            let tried = attempts.len();
             let mut response = Json(OrchestrateResponse {
                 decision: respond(decision, trace.clone(), false),
                 served_by: service.clone(),
@@ -382,8 +383,7 @@ pub async fn orchestrate(
                 execution,
             })
             .into_response();
-            caio_headers(&mut response, &request_id, Some(&service), &trace, 0);
-            response.headers_mut().remove("x-caio-attempts");
+            caio_headers(&mut response, &request_id, Some(&service), &trace, tried);
             Ok(response)
         }
         Ok(Reply::Stream(_)) => Err(ApiError::internal("a whole answer was asked for, and a stream came")),
