@@ -71,6 +71,11 @@ async fn chat(
     (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// The JSON body of the answer to `request`.
+async fn body_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 fn hello() -> Value {
     json!({"model": "chat", "messages": [{"role": "user", "content": "hello"}]})
 }
@@ -177,15 +182,7 @@ async fn breakers_and_observed_history_are_visible_per_service_and_in_metrics() 
         let (status, _, _) = chat(&server, hello(), &[]).await;
         assert_eq!(status, StatusCode::OK);
     }
-    let view: Value = client()
-        .get(format!("{}/v1/services/flaky", server.url))
-        .bearer_auth(caller())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = body_of(client().get(format!("{}/v1/services/flaky", server.url)).bearer_auth(caller())).await;
     assert_eq!(view["breaker"]["state"], "open", "{view}");
     assert_eq!(view["observed"]["failures"], 4);
     let hits = flaky.hits();
@@ -208,16 +205,8 @@ async fn observed_failures_feed_the_score() {
     ])
     .await;
     let route = || async {
-        let decision: Value = client()
-            .post(format!("{}/v1/route", server.url))
-            .bearer_auth(caller())
-            .json(&json!({"id": "r", "capabilities": ["chat"], "estimated_tokens": 1000}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let request = json!({"id": "r", "capabilities": ["chat"], "estimated_tokens": 1000});
+        let decision = body_of(client().post(format!("{}/v1/route", server.url)).bearer_auth(caller()).json(&request)).await;
         decision["selected"]["service"].as_str().unwrap().to_string()
     };
     assert_eq!(route().await, "flaky", "cheaper, and nothing observed yet");
