@@ -127,7 +127,8 @@ async fn start_caio(upstream: &Upstream, dir: &std::path::Path, synchronous: Syn
         upstream.openai_base()
     );
     let file = format!("caio-{synchronous:?}.db");
-    let store = SqliteStore::open_with(dir.join(file), SqliteOptions { synchronous, ..SqliteOptions::default() }).unwrap();
+    let store =
+        SqliteStore::open_with(dir.join(file), SqliteOptions { synchronous, ..SqliteOptions::default() }).unwrap();
     store.register(parse_contracts(&contract, Format::Json).unwrap().remove(0), 1).unwrap();
     let mut config = ServerConfig::new(RouteConfig::new(caio_calculus::examples::auth_config()), Policy::default());
     config.limits.rate_per_second = 1e9;
@@ -212,7 +213,12 @@ fn main() {
         }
         println!("gateway overhead: open loop, {seconds} s per rate, a non-streamed chat completion");
         println!("caio: SQLite synchronous=FULL (the default); caio-nrm: synchronous=NORMAL");
-        let header = || println!("{:>8} {:>8} {:>8} {:>10} {:>10} {:>10} failed", "rate/s", "target", "ok", "p50 ms", "p99 ms", "max ms");
+        let header = || {
+            println!(
+                "{:>8} {:>8} {:>8} {:>10} {:>10} {:>10} failed",
+                "rate/s", "target", "ok", "p50 ms", "p99 ms", "max ms"
+            )
+        };
         header();
         let mut measured = BTreeMap::new();
         for rate in &rates {
@@ -236,7 +242,8 @@ fn main() {
                     measured.insert((*rate, target.name), measure(&client, target, *rate, seconds).await);
                 }
                 overheads(&measured, *rate, &["litellm"]);
-                if let (Some(caio), Some(litellm)) = (measured.get(&(*rate, "caio")), measured.get(&(*rate, "litellm"))) {
+                if let (Some(caio), Some(litellm)) = (measured.get(&(*rate, "caio")), measured.get(&(*rate, "litellm")))
+                {
                     let direct = measured[&(*rate, "direct")];
                     let over = |x: Duration, d: Duration| ms(x.saturating_sub(d)).max(1e-3);
                     println!(
@@ -285,5 +292,10 @@ fn overheads(measured: &BTreeMap<(u64, &str), (Duration, Duration)>, rate: u64, 
 
 async fn first_byte(client: &reqwest::Client, target: &Target) {
     let times = first_bytes(client, target, 200).await;
-    println!("{:>8}: p50 {:.3} ms, p99 {:.3} ms", target.name, ms(percentile(&times, 0.5)), ms(percentile(&times, 0.99)));
+    println!(
+        "{:>8}: p50 {:.3} ms, p99 {:.3} ms",
+        target.name,
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99))
+    );
 }

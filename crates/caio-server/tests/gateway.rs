@@ -82,8 +82,12 @@ fn hello() -> Value {
 
 /// `GET path` as an auditor: the status and the JSON body.
 async fn audit(server: &Server, path: &str) -> (StatusCode, Value) {
-    let response =
-        client().get(format!("{}{path}", server.url)).bearer_auth(token("auditor", &["caio:audit"])).send().await.unwrap();
+    let response = client()
+        .get(format!("{}{path}", server.url))
+        .bearer_auth(token("auditor", &["caio:audit"]))
+        .send()
+        .await
+        .unwrap();
     let status = response.status();
     (status, response.json::<Value>().await.unwrap_or(Value::Null))
 }
@@ -206,7 +210,8 @@ async fn observed_failures_feed_the_score() {
     .await;
     let route = || async {
         let request = json!({"id": "r", "capabilities": ["chat"], "estimated_tokens": 1000});
-        let decision = body_of(client().post(format!("{}/v1/route", server.url)).bearer_auth(caller()).json(&request)).await;
+        let decision =
+            body_of(client().post(format!("{}/v1/route", server.url)).bearer_auth(caller()).json(&request)).await;
         decision["selected"]["service"].as_str().unwrap().to_string()
     };
     assert_eq!(route().await, "flaky", "cheaper, and nothing observed yet");
