@@ -245,3 +245,24 @@ impl Gateway {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use caio_calculus::breaker::Window;
+
+    #[test]
+    fn breaker_settings_may_be_partial_and_are_checked() {
+        let config: GatewayConfig = serde_json::from_value(
+            serde_json::json!({"breaker": {"open_ms": 5000, "window": {"time": {"millis": 60000}}}}),
+        )
+        .unwrap();
+        assert_eq!(config.breaker.open_ms, 5000);
+        assert_eq!(config.breaker.window, Window::Time { millis: 60_000 });
+        assert_eq!(config.breaker.minimum_calls, BreakerConfig::default().minimum_calls, "the rest keeps its defaults");
+        let bad = serde_json::from_value::<GatewayConfig>(serde_json::json!({"breaker": {"half_open_probes": 0}}));
+        assert!(bad.unwrap_err().to_string().contains("`half_open_probes` must be at least 1"));
+        let unknown = serde_json::from_value::<GatewayConfig>(serde_json::json!({"breaker": {"open": 1}}));
+        assert!(unknown.unwrap_err().to_string().contains("unknown field `open`"));
+    }
+}

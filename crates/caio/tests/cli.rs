@@ -303,4 +303,21 @@ fn a_bad_configuration_stops_serve_before_it_listens() {
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, "rules:\n  - {id: a, require: 'service.nope'}\n").unwrap();
     check("policy.toml", "policy = \"policy.yaml\"\n", "rules[0].require: `service.nope` does not exist");
+    check(
+        "allow.toml",
+        "[gateway]\nallow = [\"ftp://x\"]\n",
+        "gateway.allow: `ftp://x` is not an http:// or https:// URL",
+    );
+    check("breaker.toml", "[gateway.breaker]\nfailure_rate = 2.0\n", "`failure_rate` must be in [0, 1], found 2");
+    check("retry.toml", "[gateway.retry]\nretrys = 1\n", "unknown field `retrys`");
+    check(
+        "route.toml",
+        "[routes.fast]\ncapabilities = []\n",
+        "[routes.fast].capabilities: must list at least one capability",
+    );
+    check(
+        "route-id.toml",
+        "[routes.fast]\nid = \"x\"\ncapabilities = [\"chat\"]\n",
+        "[routes.fast].id: set by each call",
+    );
 }
