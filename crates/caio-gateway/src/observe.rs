@@ -22,6 +22,16 @@ struct Samples {
     latencies: VecDeque<f64>,
 }
 
+impl Samples {
+    fn history(&self) -> ServiceHistory {
+        let mut sorted: Vec<f64> = self.latencies.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let p95 = (!sorted.is_empty())
+            .then(|| sorted[((sorted.len() as f64 * 0.95).ceil() as usize).clamp(1, sorted.len()) - 1]);
+        ServiceHistory { calls: self.calls, failures: self.failures, violations: self.violations, latency_p95_ms: p95 }
+    }
+}
+
 /// The record, shared by every call.
 #[derive(Debug, Default)]
 pub struct Observed {
@@ -59,22 +69,12 @@ impl Observed {
     /// successful calls (nearest rank).
     pub fn history(&self) -> History {
         let services = self.services.lock().unwrap_or_else(|p| p.into_inner());
-        services
-            .iter()
-            .map(|(id, s)| {
-                let mut sorted: Vec<f64> = s.latencies.iter().copied().collect();
-                sorted.sort_by(f64::total_cmp);
-                let p95 = (!sorted.is_empty())
-                    .then(|| sorted[((sorted.len() as f64 * 0.95).ceil() as usize).clamp(1, sorted.len()) - 1]);
-                let history = ServiceHistory {
-                    calls: s.calls,
-                    failures: s.failures,
-                    violations: s.violations,
-                    latency_p95_ms: p95,
-                };
-                (id.clone(), history)
-            })
-            .collect()
+        services.iter().map(|(id, s)| (id.clone(), s.history())).collect()
+    }
+
+    /// The history of one service, if it has been called.
+    pub fn of(&self, service: &str) -> Option<ServiceHistory> {
+        self.services.lock().unwrap_or_else(|p| p.into_inner()).get(service).map(Samples::history)
     }
 }
 
@@ -101,5 +101,7 @@ mod tests {
         assert_eq!((history.calls, history.failures, history.violations), (101, 1, 50));
         assert_eq!(history.latency_p95_ms, Some(95.0));
         assert_eq!(observed.generation(), 101);
+        assert_eq!(observed.of("a"), Some(history));
+        assert_eq!(observed.of("b"), None);
     }
 }

@@ -241,10 +241,24 @@ impl Breakers {
     pub fn view(&self, service: &str) -> BreakerView {
         let now = self.now();
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(entry) = entries.get(service) else {
-            return BreakerView { state: "closed", retry_in_ms: None, probes: None, opened: 0 };
-        };
-        let state = entry.breaker.state(now);
+        entries
+            .get(service)
+            .map_or(BreakerView { state: "closed", retry_in_ms: None, probes: None, opened: 0 }, |entry| {
+                entry.view(now)
+            })
+    }
+
+    /// Every breaker that has been used, by service.
+    pub fn views(&self) -> BTreeMap<String, BreakerView> {
+        let now = self.now();
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.iter().map(|(id, entry)| (id.clone(), entry.view(now))).collect()
+    }
+}
+
+impl Entry {
+    fn view(&self, now: u64) -> BreakerView {
+        let state = self.breaker.state(now);
         BreakerView {
             state: state_name(state),
             retry_in_ms: match state {
@@ -255,14 +269,8 @@ impl Breakers {
                 State::HalfOpen { admitted, succeeded } => Some((admitted, succeeded)),
                 _ => None,
             },
-            opened: entry.opened,
+            opened: self.opened,
         }
-    }
-
-    /// Every breaker that has been used, by service.
-    pub fn views(&self) -> BTreeMap<String, BreakerView> {
-        let ids: Vec<String> = self.entries.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
-        ids.into_iter().map(|id| (id.clone(), self.view(&id))).collect()
     }
 }
 

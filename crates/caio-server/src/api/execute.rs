@@ -20,8 +20,8 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use caio_calculus::contract::{Contract, Format, is_valid_id, quoted};
-use caio_calculus::request::parse_request;
+use caio_calculus::contract::{Contract, InputError, from_value, is_valid_id, quoted};
+use caio_calculus::request::Request;
 use caio_calculus::route::Decision;
 use caio_gateway::{Attempt, Call, Failed, Operation, Reply};
 use caio_store::Pending;
@@ -160,7 +160,13 @@ struct Executed {
 }
 
 async fn execute(state: &AppState, request: Value, bearer: Option<String>, call: Call) -> Result<Executed, ApiError> {
-    let request = parse_request(&request.to_string(), Format::Json).map_err(|e| {
+    // Already a JSON value: deserialized and checked as `parse_request`
+    // would, without printing it to text and reading it back.
+    let checked = from_value::<Request>(request, "").and_then(|request| match request.problems().into_iter().next() {
+        Some((path, message)) => Err(InputError::at(path, message)),
+        None => Ok(request),
+    });
+    let request = checked.map_err(|e| {
         state.metrics().decision("invalid");
         ApiError::invalid(format!("the request: {e}")).with_details(json!({"path": e.path}))
     })?;
@@ -262,14 +268,15 @@ async fn front_door(
             let events = futures_util::stream::unfold(streamed.events, |mut events| async move {
                 events.recv().await.map(|event| (event, events))
             });
-            let (finished, recorder) = (streamed.finished, state.clone());
-            let (trace_ref, id, mut attempts_so_far) = (trace.clone(), request_id.clone(), attempts.clone());
-            let served = service.clone();
+            let (finished, recorder, trace_ref, id) =
+                (streamed.finished, state.clone(), trace.clone(), request_id.clone());
+            let (served, mut tried) = (service.clone(), attempts.clone());
             tokio::spawn(async move {
-                if let (Ok(last), Some(slot)) = (finished.await, attempts_so_far.last_mut()) {
+                // The last attempt is the streaming one: its final outcome replaces it.
+                if let (Ok(last), Some(slot)) = (finished.await, tried.last_mut()) {
                     *slot = last;
                 }
-                record(&recorder, execution_body(&trace_ref, &id, &attempts_so_far, Some(&served))).await;
+                record(&recorder, execution_body(&trace_ref, &id, &tried, Some(&served))).await;
             });
             let mut response = Response::new(Body::from_stream(events));
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

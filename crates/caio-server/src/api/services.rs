@@ -79,7 +79,7 @@ fn view(state: &AppState, record: ServiceRecord) -> ServiceView {
     let gateway = state.gateway();
     ServiceView {
         breaker: gateway.breakers().view(&record.id),
-        observed: gateway.observed().history().remove(&record.id).unwrap_or_default(),
+        observed: gateway.observed().of(&record.id).unwrap_or_default(),
         id: record.id,
         deprecated_at: record.deprecated_at,
         versions: record
