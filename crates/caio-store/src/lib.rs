@@ -3,8 +3,10 @@
 //! Where caio keeps what must outlive a process: the registry (every version
 //! of every contract, and deprecations) and the hash-chained trace log of
 //! decisions. [`Store`] is the boundary the router uses; [`SqliteStore`] is
-//! the embedded backend (one SQLite file in WAL mode), and another engine
-//! (PostgreSQL, for several replicas) implements the same trait.
+//! the embedded backend (one SQLite file in WAL mode) and [`PostgresStore`]
+//! the shared one, for several replicas on one registry and one log.
+//! [`open`] picks the backend from where the store is: a
+//! `postgres://` URL or a file.
 //!
 //! The chain is the calculus's (`caio_calculus::trace`): the store links each
 //! decision's trace body to the head of the log and never rewrites a trace.
@@ -16,8 +18,11 @@
 //! This crate must never decide anything: validation and routing are the
 //! calculus's, and the store only records them.
 
+mod chain;
 mod error;
 mod migrations;
+mod postgres;
+mod records;
 mod sqlite;
 
 use std::future::Future;
@@ -30,6 +35,7 @@ use caio_calculus::trace::Trace;
 use serde::Serialize;
 
 pub use error::StoreError;
+pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 /// One registered version of a contract.
@@ -132,6 +138,12 @@ pub trait Store: Send + Sync + 'static {
     /// holds; from the start, the log begins at GENESIS; to the end, it ends
     /// at the recorded head.
     fn verify(&self, from: Option<u64>, to: Option<u64>) -> Result<ChainReport, StoreError>;
+    /// A number that changes whenever the registry changes, by any process
+    /// that writes the store: replicas read it to know when to take a new
+    /// routing snapshot. A store only one process writes keeps it at 0.
+    fn registry_generation(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 
     /// The registry routing uses: every version of every service that is not
     /// deprecated.
@@ -151,5 +163,15 @@ pub trait Store: Send + Sync + 'static {
             }
         }
         Ok(registry)
+    }
+}
+
+/// Opens the store at `location`: PostgreSQL for a `postgres://` or
+/// `postgresql://` URL, else the SQLite file at that path.
+pub fn open(location: &str) -> Result<Box<dyn Store>, StoreError> {
+    if is_postgres_url(location) {
+        Ok(Box::new(PostgresStore::open(location)?))
+    } else {
+        Ok(Box::new(SqliteStore::open(location)?))
     }
 }

@@ -1,10 +1,11 @@
-//! The schema, as numbered migrations. `PRAGMA user_version` records how many
-//! have been applied; opening a store applies the missing ones in one
-//! transaction, and refuses a file written by a newer caio. A migration is
-//! never edited once released: changes are new migrations.
+//! The schemas, as numbered migrations, one list per engine. Opening a
+//! store applies the missing ones in one transaction, and refuses a
+//! database written by a newer caio. A migration is never edited once
+//! released: changes are new migrations.
 
-/// The migrations, in order: the n-th brings the schema to version n + 1.
-pub const MIGRATIONS: &[&str] = &[
+/// The SQLite migrations, in order: the n-th brings the schema to version
+/// n + 1, which `PRAGMA user_version` records.
+pub const SQLITE: &[&str] = &[
     // 1: the registry and the trace log.
     "CREATE TABLE contracts (
         id TEXT NOT NULL,
@@ -28,4 +29,42 @@ pub const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     ) STRICT;",
+];
+
+/// The PostgreSQL schema, as migrations; the table `caio_schema` records how
+/// many have been applied. `chain_head` has exactly one row: its row lock
+/// serializes the appends of every replica, and it holds the head the log
+/// must end at. `registry_changes` counts registry changes, so replicas
+/// know when to take a new routing snapshot.
+pub const POSTGRES: &[&str] = &[
+    // 1: the registry, the trace log and its head.
+    "CREATE TABLE contracts (
+        id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        registered_at BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (id, version)
+    );
+    CREATE TABLE deprecations (
+        id TEXT PRIMARY KEY,
+        at BIGINT NOT NULL
+    );
+    CREATE TABLE traces (
+        seq BIGINT PRIMARY KEY,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE chain_head (
+        only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+        seq BIGINT,
+        hash TEXT
+    );
+    INSERT INTO chain_head (only_row) VALUES (TRUE);
+    CREATE TABLE registry_changes (
+        only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+        generation BIGINT NOT NULL DEFAULT 0
+    );
+    INSERT INTO registry_changes (only_row) VALUES (TRUE);",
 ];

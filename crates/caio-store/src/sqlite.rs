@@ -22,13 +22,13 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use caio_calculus::contract::Contract;
-use caio_calculus::registry::content_digest;
-use caio_calculus::rules::service_view;
-use caio_calculus::trace::{BrokenLink, GENESIS, Trace, append, canonical, verify_chain};
+use caio_calculus::trace::{Trace, append, canonical};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::migrations::MIGRATIONS;
-use crate::{ChainReport, Pending, ServiceRecord, Store, StoreError, VersionRecord};
+use crate::chain::{RangeCheck, check_head};
+use crate::migrations::SQLITE;
+use crate::records::{assemble, new_version, trace_row};
+use crate::{ChainReport, Pending, ServiceRecord, Store, StoreError};
 
 /// How the file is synced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -202,7 +202,8 @@ fn spawn_checkpointer(path: &Path, synchronous: &str) -> Result<(mpsc::Sender<()
             let checkpoint = |mode: &str| {
                 let _ = connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
             };
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(std::time::Duration::from_millis(250)) {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(std::time::Duration::from_millis(250))
+            {
                 checkpoint("PASSIVE");
             }
             checkpoint("TRUNCATE");
@@ -215,7 +216,7 @@ fn spawn_checkpointer(path: &Path, synchronous: &str) -> Result<(mpsc::Sender<()
 fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let db = database(path);
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(&db)?;
-    let known = MIGRATIONS.len() as i64;
+    let known = SQLITE.len() as i64;
     if version > known {
         return Err(StoreError::Database {
             location: path.display().to_string(),
@@ -225,17 +226,11 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
         });
     }
     let transaction = connection.transaction().map_err(&db)?;
-    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (i, migration) in SQLITE.iter().enumerate().skip(version as usize) {
         transaction.execute_batch(migration).map_err(&db)?;
         transaction.pragma_update(None, "user_version", i as i64 + 1).map_err(&db)?;
     }
     transaction.commit().map_err(&db)
-}
-
-fn row_to_trace(seq: i64, prev_hash: String, hash: String, body: &str) -> Result<Trace, StoreError> {
-    let body = serde_json::from_str(body)
-        .map_err(|e| StoreError::Corrupt(format!("trace {seq} has a body that is not JSON: {e}")))?;
-    Ok(Trace { seq: seq as u64, prev_hash, body, hash })
 }
 
 fn load_trace(connection: &Connection, sql: &str, arg: i64, path: &Path) -> Result<Option<Trace>, StoreError> {
@@ -245,7 +240,7 @@ fn load_trace(connection: &Connection, sql: &str, arg: i64, path: &Path) -> Resu
         })
         .optional()
         .map_err(database(path))?;
-    row.map(|(seq, prev, hash, body)| row_to_trace(seq, prev, hash, &body)).transpose()
+    row.map(|(seq, prev, hash, body)| trace_row(seq, prev, hash, &body)).transpose()
 }
 
 const SELECT_TRACE: &str = "SELECT seq, prev_hash, hash, body FROM traces";
@@ -267,40 +262,12 @@ fn recorded_head(connection: &Connection, path: &Path) -> Result<Option<String>,
 fn verify_head(connection: &Connection, path: &Path) -> Result<Option<Trace>, StoreError> {
     let head = head_of(connection, path)?;
     let recorded = recorded_head(connection, path)?;
-    let Some(head) = head else {
-        return match recorded {
-            None => Ok(None),
-            Some(hash) => Err(StoreError::Broken(BrokenLink {
-                index: 0,
-                seq: 0,
-                reason: format!("the log is empty but its recorded head is {hash} (traces were removed)"),
-            })),
-        };
-    };
-    let previous = match head.seq.checked_sub(1) {
+    let previous = match head.as_ref().and_then(|h| h.seq.checked_sub(1)) {
         Some(seq) => load_trace(connection, &format!("{SELECT_TRACE} WHERE seq = ?1"), seq as i64, path)?,
         None => None,
     };
-    let window: Vec<Trace> = previous.into_iter().chain([head.clone()]).collect();
-    verify_chain(&window).map_err(StoreError::Broken)?;
-    if head.seq == 0 && head.prev_hash != GENESIS {
-        return Err(StoreError::Broken(BrokenLink {
-            index: 0,
-            seq: 0,
-            reason: "the first trace does not follow GENESIS".into(),
-        }));
-    }
-    if recorded.as_deref() != Some(head.hash.as_str()) {
-        return Err(StoreError::Broken(BrokenLink {
-            index: 0,
-            seq: head.seq,
-            reason: format!(
-                "the newest trace is not the recorded head {} (traces were added or removed behind the store's back)",
-                recorded.unwrap_or_else(|| "(none)".into())
-            ),
-        }));
-    }
-    Ok(Some(head))
+    check_head(head.as_ref(), previous, recorded.as_deref())?;
+    Ok(head)
 }
 
 /// Reads the service records, in id order; versions in semantic-version order.
@@ -329,23 +296,11 @@ fn read_services(connection: &Connection, only: Option<&str>, path: &Path) -> Re
             ))
         })
         .map_err(&db)?;
-    let mut services: BTreeMap<String, ServiceRecord> = BTreeMap::new();
-    for row in rows {
-        let (id, version, digest, registered_at, body) = row.map_err(&db)?;
-        let contract: Contract = serde_json::from_str(&body)
-            .map_err(|e| StoreError::Corrupt(format!("contract {id}@{version} does not parse: {e}")))?;
-        let record = services.entry(id.clone()).or_insert_with(|| ServiceRecord {
-            deprecated_at: deprecated.get(&id).copied(),
-            id,
-            versions: Vec::new(),
-        });
-        record.versions.push(VersionRecord { version, digest, registered_at: registered_at as u64, contract });
-    }
-    let mut services: Vec<ServiceRecord> = services.into_values().collect();
-    for service in &mut services {
-        service.versions.sort_by_key(|v| semver::Version::parse(&v.version).ok());
-    }
-    Ok(services)
+    let rows: Vec<_> = rows
+        .map(|row| row.map(|(id, version, digest, at, body)| (id, version, digest, at as u64, body)))
+        .collect::<Result<_, _>>()
+        .map_err(&db)?;
+    assemble(&deprecated, rows)
 }
 
 impl Store for SqliteStore {
@@ -390,74 +345,31 @@ impl Store for SqliteStore {
     }
 }
 
-/// Streams the traces of `from..=to` in windows, each window starting with
-/// the last trace of the one before, so every link is checked.
+/// Streams the traces of `from..=to` through the chain check.
 fn verify_range(
     connection: &Connection,
     from: Option<u64>,
     to: Option<u64>,
     path: &Path,
 ) -> Result<ChainReport, StoreError> {
-    const WINDOW: usize = 4096;
     let db = database(path);
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let (low, high) = (from.map_or(0, clamp), to.map_or(i64::MAX, clamp));
     let recorded = recorded_head(connection, path)?;
     let head = head_of(connection, path)?;
+    let mut check = RangeCheck::new(from, head.map(|h| h.seq), recorded);
     let mut statement =
         connection.prepare(&format!("{SELECT_TRACE} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")).map_err(&db)?;
     let mut rows = statement.query(params![low, high]).map_err(&db)?;
-    let mut report = ChainReport { first: None, last: None, checked: 0, anchored: false, head: recorded.clone() };
-    let mut window: Vec<Trace> = Vec::with_capacity(WINDOW + 1);
-    let check = |window: &[Trace]| verify_chain(window).map_err(StoreError::Broken);
     while let Some(row) = rows.next().map_err(&db)? {
-        let trace = row_to_trace(
+        check.push(trace_row(
             row.get(0).map_err(&db)?,
             row.get(1).map_err(&db)?,
             row.get(2).map_err(&db)?,
             &row.get::<_, String>(3).map_err(&db)?,
-        )?;
-        if report.first.is_none() {
-            if from.is_none() && (trace.seq != 0 || trace.prev_hash != GENESIS) {
-                return Err(StoreError::Broken(BrokenLink {
-                    index: 0,
-                    seq: trace.seq,
-                    reason: "the log does not start at GENESIS (traces were removed from its start)".into(),
-                }));
-            }
-            report.first = Some(trace.seq);
-        }
-        report.checked += 1;
-        window.push(trace);
-        if window.len() > WINDOW {
-            check(&window)?;
-            let last = window.pop().expect("the window is not empty");
-            window.clear();
-            window.push(last);
-        }
+        )?)?;
     }
-    check(&window)?;
-    report.last = window.last().map(|t| t.seq);
-    let reached_head = match (&head, report.last) {
-        (Some(head), Some(last)) => last == head.seq,
-        (None, None) => true,
-        _ => false,
-    };
-    if reached_head {
-        let end = window.last().map(|t| t.hash.clone());
-        if end != recorded {
-            return Err(StoreError::Broken(BrokenLink {
-                index: report.checked as usize,
-                seq: report.last.map_or(0, |s| s.saturating_add(1)),
-                reason: format!(
-                    "the log does not end at the recorded head {} (traces were cut off its end)",
-                    recorded.unwrap_or_else(|| "(none)".into())
-                ),
-            }));
-        }
-        report.anchored = true;
-    }
-    Ok(report)
+    check.finish()
 }
 
 /// The thread that owns the writing connection.
@@ -550,27 +462,22 @@ impl Writer {
     }
 
     fn register(&mut self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError> {
-        if let Some((path, message)) = contract.problems().into_iter().next() {
-            return Err(StoreError::Invalid { service: contract.id.clone(), path, message });
-        }
+        let row = new_version(&contract)?;
         let db = database(&self.path);
-        let view = service_view(&contract);
         let transaction = self.connection.transaction().map_err(&db)?;
         let exists: Option<i64> = transaction
-            .query_row(
-                "SELECT 1 FROM contracts WHERE id = ?1 AND version = ?2",
-                [&contract.id, &contract.version],
-                |row| row.get(0),
-            )
+            .query_row("SELECT 1 FROM contracts WHERE id = ?1 AND version = ?2", [&row.id, &row.version], |row| {
+                row.get(0)
+            })
             .optional()
             .map_err(&db)?;
         if exists.is_some() {
-            return Err(StoreError::Duplicate { service: contract.id, version: contract.version });
+            return Err(StoreError::Duplicate { service: row.id, version: row.version });
         }
         transaction
             .execute(
                 "INSERT INTO contracts (id, version, digest, registered_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![contract.id, contract.version, content_digest(&view), at as i64, canonical(&view)],
+                params![row.id, row.version, row.digest, at as i64, row.body],
             )
             .map_err(&db)?;
         transaction.execute("DELETE FROM deprecations WHERE id = ?1", [&contract.id]).map_err(&db)?;
