@@ -186,7 +186,7 @@ impl PostgresStore {
         config.application_name("caio");
         let location = redacted(&config);
         let mut writer = Link { config: config.clone(), location: location.clone(), client: None };
-        writer.run(|client, location| migrate(client, location))?;
+        writer.run(migrate)?;
         writer.run(|client, location| {
             let mut transaction = snapshot(client, location)?;
             let head = head_of(&mut transaction, location)?;

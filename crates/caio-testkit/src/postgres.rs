@@ -28,7 +28,7 @@ fn binary_dirs() -> Vec<PathBuf> {
         .flatten()
         .filter_map(|entry| Some((entry.file_name().to_str()?.parse().ok()?, entry.path().join("bin"))))
         .collect();
-    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.sort_by_key(|(major, _)| std::cmp::Reverse(*major));
     std::env::var_os("CAIO_PG_BIN").map(PathBuf::from).into_iter().chain(dirs.into_iter().map(|(_, d)| d)).collect()
 }
 
