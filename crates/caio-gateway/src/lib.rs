@@ -13,6 +13,7 @@
 //! environment at each call and only sent to the service that needs them.
 
 pub mod adapter;
+pub mod breakers;
 pub mod egress;
 mod execute;
 #[cfg(feature = "fixture")]
@@ -31,7 +32,8 @@ pub use adapter::{Call, Operation};
 pub use egress::{Egress, Refusal};
 pub use execute::{Attempt, Failed, Reply, Streamed};
 pub use observe::Observed;
-pub use resilience::{BreakerView, Breakers, Failure, RetryPolicy};
+pub use breakers::{BreakerView, Breakers, Op, state_name};
+pub use resilience::{Failure, RetryPolicy};
 
 /// The gateway's settings (`[gateway]` of `caio.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,17 +1,12 @@
-//! Retries and circuit breakers: which failures are worth another try on
-//! the same service, how long to wait before it (exponential backoff with
-//! full jitter, or the server's `Retry-After`), and one breaker per service
-//! (the calculus's state machine, fed with real outcomes and a monotonic
-//! millisecond clock).
+//! Retries: which failures are worth another try on the same service, and
+//! how long to wait before it (exponential backoff with full jitter, or the
+//! server's `Retry-After`). The breakers are in [`crate::breakers`].
 //!
 //! This module must never make a call: the executor does, and reports here.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use caio_calculus::breaker::{Breaker, BreakerConfig, Outcome, Refused, State};
 use serde::{Deserialize, Serialize};
 
 /// How often and how patiently a failing call is retried on one service
@@ -160,120 +155,6 @@ impl RetryPolicy {
     }
 }
 
-/// What `GET /v1/services/{id}` shows of a breaker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BreakerView {
-    /// `closed`, `open` or `half_open`.
-    pub state: &'static str,
-    /// While open: how long until probes are admitted, in ms.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_in_ms: Option<u64>,
-    /// While half-open: probes admitted and succeeded so far.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub probes: Option<(usize, usize)>,
-    /// How often it has opened since the process started.
-    pub opened: u64,
-}
-
-#[derive(Debug)]
-struct Entry {
-    breaker: Breaker,
-    opened: u64,
-}
-
-/// One breaker per service, created closed on first use.
-#[derive(Debug)]
-pub struct Breakers {
-    config: BreakerConfig,
-    epoch: Instant,
-    entries: Mutex<BTreeMap<String, Entry>>,
-}
-
-fn state_name(state: State) -> &'static str {
-    match state {
-        State::Closed => "closed",
-        State::Open { .. } => "open",
-        State::HalfOpen { .. } => "half_open",
-    }
-}
-
-impl Breakers {
-    /// Breakers with `config`.
-    pub fn new(config: BreakerConfig) -> Breakers {
-        Breakers { config, epoch: Instant::now(), entries: Mutex::new(BTreeMap::new()) }
-    }
-
-    /// Milliseconds on the breakers' monotonic clock.
-    pub fn now(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
-    fn with<T>(&self, service: &str, f: impl FnOnce(&mut Entry, u64) -> T) -> T {
-        let now = self.now();
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = entries
-            .entry(service.to_string())
-            .or_insert_with(|| Entry { breaker: Breaker::new(self.config), opened: 0 });
-        f(entry, now)
-    }
-
-    /// Asks to call `service` now.
-    pub fn acquire(&self, service: &str) -> Result<(), Refused> {
-        self.with(service, |entry, now| entry.breaker.try_acquire(now))
-    }
-
-    /// Records how an admitted call to `service` ended; returns the state
-    /// name if the call changed it.
-    pub fn record(&self, service: &str, outcome: Outcome) -> Option<&'static str> {
-        self.with(service, |entry, now| {
-            let before = state_name(entry.breaker.state(now));
-            entry.breaker.record(now, outcome);
-            let after = entry.breaker.state(now);
-            if matches!(after, State::Open { .. }) && before != "open" {
-                entry.opened += 1;
-            }
-            let after = state_name(after);
-            (after != before).then_some(after)
-        })
-    }
-
-    /// The breaker of `service` as it is now (closed if it was never used).
-    pub fn view(&self, service: &str) -> BreakerView {
-        let now = self.now();
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(service)
-            .map_or(BreakerView { state: "closed", retry_in_ms: None, probes: None, opened: 0 }, |entry| {
-                entry.view(now)
-            })
-    }
-
-    /// Every breaker that has been used, by service.
-    pub fn views(&self) -> BTreeMap<String, BreakerView> {
-        let now = self.now();
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.iter().map(|(id, entry)| (id.clone(), entry.view(now))).collect()
-    }
-}
-
-impl Entry {
-    fn view(&self, now: u64) -> BreakerView {
-        let state = self.breaker.state(now);
-        BreakerView {
-            state: state_name(state),
-            retry_in_ms: match state {
-                State::Open { until } => Some(until.saturating_sub(now)),
-                _ => None,
-            },
-            probes: match state {
-                State::HalfOpen { admitted, succeeded } => Some((admitted, succeeded)),
-                _ => None,
-            },
-            opened: self.opened,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,20 +196,5 @@ mod tests {
         assert_eq!(policy.backoff(1, &limited("60"), &jitter), None, "too long: fall back instead");
         assert_eq!(retry_after_ms(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
         assert_eq!(retry_after_ms(Some("-1")), None);
-    }
-
-    #[test]
-    fn breakers_open_and_count_openings() {
-        let config = BreakerConfig { minimum_calls: 2, open_ms: 60_000, ..BreakerConfig::default() };
-        let breakers = Breakers::new(config);
-        let failed = Outcome { success: false, duration_ms: 1 };
-        assert_eq!(breakers.record("a", failed), None);
-        assert_eq!(breakers.record("a", failed), Some("open"));
-        assert!(breakers.acquire("a").is_err());
-        let view = breakers.view("a");
-        assert_eq!((view.state, view.opened), ("open", 1));
-        assert!(view.retry_in_ms.unwrap() > 59_000);
-        assert_eq!(breakers.view("b").state, "closed");
-        assert!(breakers.acquire("b").is_ok());
     }
 }
