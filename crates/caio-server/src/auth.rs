@@ -27,17 +27,21 @@ pub fn refused(error: &AuthError) -> ApiError {
 
 /// Authenticates the caller of `token` now and takes one request from its
 /// rate limit.
-pub fn caller(state: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
+pub async fn caller(state: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
     let token = token.ok_or_else(|| ApiError::unauthenticated("send a token: `Authorization: Bearer <token>`"))?;
     let caller = authenticate(token, &state.0.config.route.auth, state.now()).map_err(|e| refused(&e))?;
-    state.0.rate.take(&caller.claims.sub).map_err(ApiError::rate_limited)?;
+    state.0.rate.take(&caller.claims.sub).await.map_err(ApiError::rate_limited)?;
     Ok(caller)
 }
 
 /// The caller, who must hold one of `permissions` (the first is the one
 /// an error names).
-pub fn with_permission(state: &AppState, headers: &HeaderMap, permissions: &[&str]) -> Result<Caller, ApiError> {
-    let caller = caller(state, bearer(headers)?.as_deref())?;
+pub async fn with_permission(
+    state: &AppState,
+    headers: &HeaderMap,
+    permissions: &[&str],
+) -> Result<Caller, ApiError> {
+    let caller = caller(state, bearer(headers)?.as_deref()).await?;
     if permissions.iter().any(|p| caller.claims.permissions.contains(*p)) {
         Ok(caller)
     } else {

@@ -68,7 +68,9 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves the application on `listener` until `shutdown` completes, then
-/// stops accepting and waits for the requests in flight.
+/// stops accepting and waits for the requests in flight. Beside it run the
+/// exchange of the shared state (with `[shared]`) and the watch for
+/// registry changes other replicas make.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -79,5 +81,36 @@ pub async fn serve(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
+        let _ = stopped.changed().await;
+    };
+    if let Some(shared) = state.shared().cloned() {
+        let gateway = state.gateway().clone();
+        let stopped = until_stopped(stopped.clone());
+        tokio::spawn(async move { shared.run(gateway.breakers(), stopped).await });
+    }
+    tokio::spawn(follow_registry(state.clone(), until_stopped(stopped)));
+    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    drop(stop);
+    served
+}
+
+/// Asks the store every `registry_poll` whether the registry changed (on
+/// another replica) and takes a new routing snapshot when it did.
+async fn follow_registry(state: AppState, stop: impl Future<Output = ()>) {
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(state.0.config.registry_poll) => {}
+            _ = &mut stop => return,
+        }
+        let watched = state.clone();
+        match tokio::task::spawn_blocking(move || watched.follow_registry()).await {
+            Ok(Ok(true)) => tracing::info!(target: "caio", "the registry changed: new routing snapshot"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(target: "caio", error = %e, "cannot tell whether the registry changed"),
+            Err(e) => tracing::warn!(target: "caio", error = %e, "the registry watch failed"),
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! What the handlers share: the store, the routing snapshot, the
-//! configuration, the gateway, the rate limiter and the metrics.
+//! configuration, the gateway, the rate limiter, the state shared with
+//! other replicas and the metrics.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use caio_calculus::route::{RouteConfig, Router};
 use caio_calculus::rules::Policy;
 use caio_gateway::{Gateway, GatewayConfig, GatewayError};
+use caio_shared::{Shared, SharedConfig};
 use caio_store::{Store, StoreError};
 
 use crate::limits::RateLimiter;
@@ -68,6 +70,11 @@ pub struct ServerConfig {
     pub routes: BTreeMap<String, serde_json::Value>,
     /// How often the score's history is refreshed from observed calls.
     pub history_every: Duration,
+    /// The state shared with other replicas (breakers, rate limits).
+    pub shared: SharedConfig,
+    /// How often the store is asked whether another replica changed the
+    /// registry.
+    pub registry_poll: Duration,
 }
 
 impl ServerConfig {
@@ -82,6 +89,8 @@ impl ServerConfig {
             gateway: GatewayConfig::default(),
             routes: BTreeMap::new(),
             history_every: Duration::from_secs(1),
+            shared: SharedConfig::default(),
+            registry_poll: Duration::from_secs(1),
         }
     }
 }
@@ -101,6 +110,8 @@ pub enum StartError {
     Store(StoreError),
     /// The gateway's settings are wrong.
     Gateway(GatewayError),
+    /// The shared state's settings are wrong.
+    Shared(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -108,6 +119,7 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Store(e) => e.fmt(f),
             StartError::Gateway(e) => e.fmt(f),
+            StartError::Shared(e) => e.fmt(f),
         }
     }
 }
@@ -126,6 +138,9 @@ pub(crate) struct Inner {
     /// The gateway's record generation the routing snapshot's history has.
     pub history_generation: AtomicU64,
     pub history_at: Mutex<Instant>,
+    pub shared: Option<Shared>,
+    /// The store's registry generation the routing snapshot was taken at.
+    pub registry_generation: AtomicU64,
 }
 
 /// The state of the application, cheap to clone.
@@ -148,10 +163,12 @@ impl AppState {
         clock: Clock,
         gateway: Gateway,
     ) -> Result<AppState, StartError> {
+        let shared = Shared::new(&config.shared).map_err(StartError::Shared)?;
+        let generation = store.registry_generation().map_err(StartError::Store)?;
         let registry = store.registry().map_err(StartError::Store)?;
         gateway.declare(&registry);
         let router = Router::new(registry, config.policy.clone(), config.route.clone());
-        let rate = RateLimiter::new(config.limits.rate_per_second, config.limits.burst);
+        let rate = RateLimiter::new(config.limits.rate_per_second, config.limits.burst).shared(shared.clone());
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight));
         Ok(AppState(Arc::new(Inner {
             store,
@@ -164,6 +181,8 @@ impl AppState {
             gateway: Arc::new(gateway),
             history_generation: AtomicU64::new(0),
             history_at: Mutex::new(Instant::now()),
+            shared,
+            registry_generation: AtomicU64::new(generation),
         })))
     }
 
@@ -175,7 +194,9 @@ impl AppState {
     /// Takes a new routing snapshot from the store, with the history
     /// observed so far; the gateway's allowlist follows the registry.
     pub(crate) fn refresh(&self) -> Result<(), StoreError> {
+        let generation = self.0.store.registry_generation()?;
         let registry = self.0.store.registry()?;
+        self.0.registry_generation.store(generation, Ordering::Relaxed);
         self.0.gateway.declare(&registry);
         let observed = self.0.gateway.observed();
         self.0.history_generation.store(observed.generation(), Ordering::Relaxed);
@@ -202,6 +223,21 @@ impl AppState {
         self.0.history_generation.store(generation, Ordering::Relaxed);
         let router = (*self.router()).clone().with_history(observed.history());
         *self.0.router.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(router);
+    }
+
+    /// Takes a new routing snapshot if another process (another replica on
+    /// the same store) changed the registry since the last one.
+    pub(crate) fn follow_registry(&self) -> Result<bool, StoreError> {
+        let generation = self.0.store.registry_generation()?;
+        if generation == self.0.registry_generation.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        self.refresh().map(|()| true)
+    }
+
+    /// The state shared with other replicas, if there is one.
+    pub fn shared(&self) -> Option<&Shared> {
+        self.0.shared.as_ref()
     }
 
     /// The gateway.

@@ -35,7 +35,7 @@ use caio_calculus::trace::Trace;
 use serde::Serialize;
 
 pub use error::StoreError;
-pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url};
+pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url, redact};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 /// One registered version of a contract.
@@ -138,6 +138,8 @@ pub trait Store: Send + Sync + 'static {
     /// holds; from the start, the log begins at GENESIS; to the end, it ends
     /// at the recorded head.
     fn verify(&self, from: Option<u64>, to: Option<u64>) -> Result<ChainReport, StoreError>;
+    /// Where the store is, for messages and logs (never with a password).
+    fn location(&self) -> String;
     /// A number that changes whenever the registry changes, by any process
     /// that writes the store: replicas read it to know when to take a new
     /// routing snapshot. A store only one process writes keeps it at 0.

@@ -72,6 +72,11 @@ fn redacted(config: &postgres::Config) -> String {
     format!("postgres://{user}{host}:{port}/{}", config.get_dbname().unwrap_or(""))
 }
 
+/// A PostgreSQL URL as it may be shown: without its password.
+pub fn redact(url: &str) -> String {
+    url.parse::<postgres::Config>().map_or_else(|_| "the PostgreSQL URL".into(), |config| redacted(&config))
+}
+
 /// What the engine said, with the server's detail and hint when it gave
 /// them (`postgres::Error`'s own text is only "db error").
 fn describe(e: &postgres::Error) -> String {
@@ -413,6 +418,10 @@ impl Store for PostgresStore {
 
     fn verify(&self, from: Option<u64>, to: Option<u64>) -> Result<ChainReport, StoreError> {
         self.read(move |client, location| verify_range(client, from, to, location))
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
     }
 
     fn registry_generation(&self) -> Result<u64, StoreError> {

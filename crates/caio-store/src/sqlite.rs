@@ -340,6 +340,10 @@ impl Store for SqliteStore {
         self.read(|connection| head_of(connection, &self.path))
     }
 
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn verify(&self, from: Option<u64>, to: Option<u64>) -> Result<ChainReport, StoreError> {
         self.read(|connection| verify_range(connection, from, to, &self.path))
     }

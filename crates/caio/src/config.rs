@@ -1,7 +1,7 @@
 //! `caio.toml`: where the router listens, its store, registry seed, policy,
 //! keys and limits. Every setting can be overridden by an environment
-//! variable (`CAIO_LISTEN`, `CAIO_DB`, `CAIO_REGISTRY`, `CAIO_POLICY`,
-//! `CAIO_AUTH`) and by the command line; relative paths in the file are
+//! variable (`CAIO_LISTEN`, `CAIO_STORE`, `CAIO_REDIS`, `CAIO_REGISTRY`,
+//! `CAIO_POLICY`, `CAIO_AUTH`) and by the command line; relative paths in the file are
 //! relative to the file. Without a file, caio uses the examples of the
 //! repository and the published development keys.
 
@@ -20,6 +20,8 @@ use caio_calculus::score::ScoreConfig;
 use caio_calculus::security::{AuthConfig, parse_auth_config};
 use caio_gateway::GatewayConfig;
 use caio_server::Limits;
+use caio_shared::SharedConfig;
+use caio_store::is_postgres_url;
 use serde::Deserialize;
 
 /// The development key configuration: published keys, for local trials
@@ -51,8 +53,10 @@ pub struct LimitsFile {
 pub struct ConfigFile {
     /// Address to listen on.
     pub listen: Option<String>,
-    /// The SQLite file of the store.
-    pub db: Option<PathBuf>,
+    /// Where the store is: a SQLite file, or a `postgres://` URL (`db` is
+    /// the older name).
+    #[serde(alias = "db")]
+    pub store: Option<String>,
     /// A directory of contracts registered when the store has none.
     pub registry: Option<PathBuf>,
     /// The policy file.
@@ -75,6 +79,9 @@ pub struct ConfigFile {
     /// How routed calls are executed: allowlist, retries, breakers.
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// State shared with other replicas through Redis.
+    #[serde(default)]
+    pub shared: SharedConfig,
     /// Named routes for the OpenAI front doors: `model = "<name>"` routes
     /// with this request template.
     #[serde(default)]
@@ -86,8 +93,8 @@ pub struct ConfigFile {
 pub struct Settings {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// The SQLite file.
-    pub db: PathBuf,
+    /// Where the store is: a SQLite file or a `postgres://` URL.
+    pub store: String,
     /// Contracts to seed an empty store with.
     pub registry: Option<PathBuf>,
     /// The policy file (none: no rules).
@@ -120,8 +127,8 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     /// `--listen`.
     pub listen: Option<String>,
-    /// `--db`.
-    pub db: Option<PathBuf>,
+    /// `--store`.
+    pub store: Option<String>,
     /// `--registry`, `--policy`, `--auth`.
     pub sources: Sources,
 }
@@ -152,11 +159,21 @@ impl Settings {
             .unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr =
             listen.parse().with_context(|| format!("`{listen}` is not an address such as 127.0.0.1:8080"))?;
-        let db = overrides
-            .db
-            .or_else(|| env_path("CAIO_DB"))
-            .or(file.db.clone().map(relative))
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let file_store = file.store.clone().map(|s| match is_postgres_url(&s) {
+            true => s,
+            false => relative(PathBuf::from(s)).display().to_string(),
+        });
+        let store = overrides
+            .store
+            .or_else(|| env("CAIO_STORE"))
+            .or_else(|| env("CAIO_DB"))
+            .or(file_store)
             .unwrap_or_else(|| "caio.db".into());
+        let mut file = file;
+        if let Some(url) = env("CAIO_REDIS") {
+            file.shared.redis = Some(url);
+        }
         let example = |rel: &str| no_file.then(|| PathBuf::from(rel)).filter(|p| p.exists());
         let registry = overrides
             .sources
@@ -171,7 +188,7 @@ impl Settings {
             .or(file.policy.clone().map(relative))
             .or_else(|| example("examples/policies/default.yaml"));
         let auth = overrides.sources.auth.or_else(|| env_path("CAIO_AUTH")).or(file.auth.clone().map(relative));
-        Ok(Settings { listen, db, registry, policy, auth, file })
+        Ok(Settings { listen, store, registry, policy, auth, file })
     }
 
     /// The key configuration, and whether it is the development one.

@@ -52,10 +52,10 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum TraceCommand {
-    /// Verify the hash chain of a store (SQLite file) or of a JSON Lines file of traces.
+    /// Verify the hash chain of a store (SQLite file or PostgreSQL database) or of a JSON Lines file of traces.
     Verify {
-        /// The SQLite file of a store, or a `.jsonl` file with one trace per line.
-        log: PathBuf,
+        /// The SQLite file of a store, a `postgres://` URL, or a `.jsonl` file with one trace per line.
+        log: String,
         /// First sequence number to check (default: the start).
         #[arg(long)]
         from: Option<u64>,

@@ -170,7 +170,7 @@ async fn execute(state: &AppState, request: Value, bearer: Option<String>, call:
         state.metrics().decision("invalid");
         ApiError::invalid(format!("the request: {e}")).with_details(json!({"path": e.path}))
     })?;
-    let decision = decide(state, request, bearer)?;
+    let decision = decide(state, request, bearer).await?;
     // The decision is on its way to disk while the services are called;
     // nothing is answered before it is durable.
     let recorded: Pending = state.store().append(decision.trace.body.clone());

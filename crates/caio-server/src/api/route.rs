@@ -172,7 +172,11 @@ pub(crate) fn respond(decision: Decision, trace: TraceRef, full: bool) -> RouteR
 
 /// Authenticates the caller (the body's token or the bearer token, sent
 /// once), routes `request`, and counts the outcome.
-pub(crate) fn decide(state: &AppState, mut request: Request, bearer: Option<String>) -> Result<Decision, ApiError> {
+pub(crate) async fn decide(
+    state: &AppState,
+    mut request: Request,
+    bearer: Option<String>,
+) -> Result<Decision, ApiError> {
     match bearer {
         Some(token) if request.token.is_empty() => request.token = token,
         Some(token) if token != request.token => {
@@ -183,7 +187,7 @@ pub(crate) fn decide(state: &AppState, mut request: Request, bearer: Option<Stri
         _ => {}
     }
     let token = (!request.token.is_empty()).then_some(request.token.as_str());
-    auth::caller(state, token).inspect_err(|e| {
+    auth::caller(state, token).await.inspect_err(|e| {
         if e.code == "unauthenticated" {
             state.metrics().decision("unauthenticated");
         }
@@ -217,7 +221,7 @@ pub async fn route(
         state.metrics().decision("invalid");
         ApiError::invalid(format!("the request: {e}")).with_details(serde_json::json!({"path": e.path}))
     })?;
-    let decision = decide(&state, request, bearer)?;
+    let decision = decide(&state, request, bearer).await?;
     let started = std::time::Instant::now();
     let linked = state.store().append(decision.trace.body.clone()).await.map_err(ApiError::store)?;
     state.metrics().store("append", started.elapsed());

@@ -97,7 +97,7 @@ fn view(state: &AppState, record: ServiceRecord) -> ServiceView {
 
 /// Lists the services.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<ServiceSummary>>, ApiError> {
-    auth::caller(&state, auth::bearer(&headers)?.as_deref())?;
+    auth::caller(&state, auth::bearer(&headers)?.as_deref()).await?;
     let services = blocking(&state, "services", |store| store.services()).await?;
     Ok(Json(services.iter().map(summary).collect()))
 }
@@ -108,7 +108,7 @@ pub async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ServiceView>, ApiError> {
-    auth::caller(&state, auth::bearer(&headers)?.as_deref())?;
+    auth::caller(&state, auth::bearer(&headers)?.as_deref()).await?;
     let lookup = id.clone();
     let record = blocking(&state, "service", move |store| store.service(&lookup)).await?;
     record
@@ -124,7 +124,7 @@ pub async fn register(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ServiceView>), ApiError> {
-    auth::with_permission(&state, &headers, &[&state.0.config.admin_permission])?;
+    auth::with_permission(&state, &headers, &[&state.0.config.admin_permission]).await?;
     let body = body.map_err(|e| body_error(e, state.0.config.limits.body_bytes))?;
     let yaml = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("yaml"));
     let format = if yaml { Format::Yaml } else { Format::Json };
@@ -148,7 +148,7 @@ pub async fn deprecate(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ServiceView>, ApiError> {
-    auth::with_permission(&state, &headers, &[&state.0.config.admin_permission])?;
+    auth::with_permission(&state, &headers, &[&state.0.config.admin_permission]).await?;
     let at = state.now();
     let record = blocking(&state, "deprecate", move |store| store.deprecate(&id, at)).await?;
     refresh(&state).await?;

@@ -53,9 +53,9 @@ pub struct VerifyReport {
     pub head: Option<String>,
 }
 
-fn auditor(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+async fn auditor(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let config = &state.0.config;
-    auth::with_permission(state, headers, &[&config.audit_permission, &config.admin_permission]).map(|_| ())
+    auth::with_permission(state, headers, &[&config.audit_permission, &config.admin_permission]).await.map(|_| ())
 }
 
 /// One trace.
@@ -64,7 +64,7 @@ pub async fn show(
     headers: HeaderMap,
     Path(seq): Path<String>,
 ) -> Result<Json<TraceView>, ApiError> {
-    auditor(&state, &headers)?;
+    auditor(&state, &headers).await?;
     let seq: u64 =
         seq.parse().map_err(|_| ApiError::invalid("a trace is named by its sequence number, such as /v1/traces/42"))?;
     let trace = blocking(&state, "trace", move |store| store.trace(seq)).await?;
@@ -79,7 +79,7 @@ pub async fn verify(
     range: Result<Query<VerifyQuery>, QueryRejection>,
 ) -> Result<Json<VerifyReport>, ApiError> {
     let Query(range) = range.map_err(query_error)?;
-    auditor(&state, &headers)?;
+    auditor(&state, &headers).await?;
     if let (Some(from), Some(to)) = (range.from, range.to)
         && from > to
     {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use caio_server::{AppState, ServerConfig, system_clock};
-use caio_store::{SqliteStore, Store};
+use caio_store::Store;
 
 use crate::Outcome;
 use crate::config::{Overrides, Settings, Sources, read_contracts};
@@ -19,9 +19,9 @@ pub struct Args {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long)]
     listen: Option<String>,
-    /// The SQLite file of the store [default: caio.db].
-    #[arg(long)]
-    db: Option<PathBuf>,
+    /// Where the store is: a SQLite file, or a `postgres://user:password@host:port/database` URL shared by replicas [default: caio.db].
+    #[arg(long, visible_alias = "db")]
+    store: Option<String>,
     #[command(flatten)]
     sources: Sources,
 }
@@ -61,15 +61,14 @@ async fn shutdown_signal() {
 pub fn run(args: Args) -> Result<Outcome> {
     init_logging();
     let settings =
-        Settings::load(Overrides { config: args.config, listen: args.listen, db: args.db, sources: args.sources })?;
+        Settings::load(Overrides { config: args.config, listen: args.listen, store: args.store, sources: args.sources })?;
     let (auth, development) = settings.auth_config()?;
     if development {
         tracing::warn!(target: "caio", "trusting the published development keys (examples/auth/dev.yaml): for local trials only; pass --auth or set `auth` in caio.toml");
     }
     let policy = settings.policy()?;
     let limits = settings.limits()?;
-    let store =
-        SqliteStore::open(&settings.db).with_context(|| format!("cannot open the store {}", settings.db.display()))?;
+    let store = caio_store::open(&settings.store).context("cannot open the store")?;
     let now = super::now();
     if let Some(dir) = settings.registry.as_ref().filter(|_| store.services().is_ok_and(|s| s.is_empty())) {
         {
@@ -85,13 +84,15 @@ pub fn run(args: Args) -> Result<Outcome> {
     config.limits = limits;
     config.routes = settings.routes()?;
     config.gateway = settings.file.gateway.clone();
+    config.shared = settings.file.shared.clone();
     if let Some(permission) = &settings.file.admin_permission {
         config.admin_permission = permission.clone();
     }
     if let Some(permission) = &settings.file.audit_permission {
         config.audit_permission = permission.clone();
     }
-    let store: Arc<dyn Store> = Arc::new(store);
+    let location = store.location();
+    let store: Arc<dyn Store> = Arc::from(store);
     let state = AppState::new(store, config, system_clock())?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
@@ -102,7 +103,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         let address = listener.local_addr()?;
         // The one line on stdout: where to reach the server (tests read it).
         println!("caio listening on http://{address}");
-        tracing::info!(target: "caio", %address, db = %settings.db.display(), "listening");
+        tracing::info!(target: "caio", %address, store = %location, "listening");
         caio_server::serve(listener, state, shutdown_signal()).await.context("the server stopped")
     })?;
     Ok(Outcome::Done)

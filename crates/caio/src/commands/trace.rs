@@ -1,12 +1,12 @@
-//! `caio trace verify`: checks the hash chain of a store, or of traces
-//! exported one per line (JSON Lines).
+//! `caio trace verify`: checks the hash chain of a store (a SQLite file or
+//! a PostgreSQL database), or of traces exported one per line (JSON Lines).
 
 use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use caio_calculus::trace::{GENESIS, Trace, verify_chain};
-use caio_store::{SqliteStore, Store, StoreError};
+use caio_store::{PostgresStore, SqliteStore, Store, StoreError, is_postgres_url, redact};
 
 use crate::Outcome;
 
@@ -17,35 +17,18 @@ fn is_sqlite(path: &Path) -> bool {
 }
 
 /// Verifies and prints one line of outcome.
-pub fn verify(log: &Path, from: Option<u64>, to: Option<u64>) -> Result<Outcome> {
+pub fn verify(log: &str, from: Option<u64>, to: Option<u64>) -> Result<Outcome> {
+    if is_postgres_url(log) {
+        let opened = PostgresStore::open(log).map(|store| Box::new(store) as Box<dyn Store>);
+        return verify_store(&redact(log), opened, from, to);
+    }
+    let log = Path::new(log);
     if !log.exists() {
         anyhow::bail!("{}: no such file", log.display());
     }
     if is_sqlite(log) {
-        let store = match SqliteStore::open(log) {
-            Ok(store) => store,
-            Err(StoreError::Broken(link)) => {
-                println!("{}: broken: {link}", log.display());
-                return Ok(Outcome::Problems);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        return match store.verify(from, to) {
-            Ok(report) => {
-                let range = match (report.first, report.last) {
-                    (Some(first), Some(last)) => format!("traces {first} to {last}"),
-                    _ => "no traces".to_string(),
-                };
-                let anchor = if report.anchored { ", ending at the recorded head" } else { "" };
-                println!("{}: ok: {} checked ({range}){anchor}", log.display(), report.checked);
-                Ok(Outcome::Done)
-            }
-            Err(StoreError::Broken(link)) => {
-                println!("{}: broken: {link}", log.display());
-                Ok(Outcome::Problems)
-            }
-            Err(e) => Err(e.into()),
-        };
+        let opened = SqliteStore::open(log).map(|store| Box::new(store) as Box<dyn Store>);
+        return verify_store(&log.display().to_string(), opened, from, to);
     }
     let file = std::fs::File::open(log).with_context(|| format!("{}: cannot read", log.display()))?;
     let mut traces: Vec<Trace> = Vec::new();
@@ -74,5 +57,38 @@ pub fn verify(log: &Path, from: Option<u64>, to: Option<u64>) -> Result<Outcome>
             println!("{}: broken: {link}", log.display());
             Ok(Outcome::Problems)
         }
+    }
+}
+
+/// Verifies an opened store: one line, `<where>: ok: ...` or `<where>: broken: ...`.
+fn verify_store(
+    location: &str,
+    opened: Result<Box<dyn Store>, StoreError>,
+    from: Option<u64>,
+    to: Option<u64>,
+) -> Result<Outcome> {
+    let store = match opened {
+        Ok(store) => store,
+        Err(StoreError::Broken(link)) => {
+            println!("{location}: broken: {link}");
+            return Ok(Outcome::Problems);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match store.verify(from, to) {
+        Ok(report) => {
+            let range = match (report.first, report.last) {
+                (Some(first), Some(last)) => format!("traces {first} to {last}"),
+                _ => "no traces".to_string(),
+            };
+            let anchor = if report.anchored { ", ending at the recorded head" } else { "" };
+            println!("{location}: ok: {} checked ({range}){anchor}", report.checked);
+            Ok(Outcome::Done)
+        }
+        Err(StoreError::Broken(link)) => {
+            println!("{location}: broken: {link}");
+            Ok(Outcome::Problems)
+        }
+        Err(e) => Err(e.into()),
     }
 }
