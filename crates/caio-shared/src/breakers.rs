@@ -103,7 +103,11 @@ impl Synchronizer {
                         break;
                     }
                     Ok((_, current, copy)) => {
-                        base = if copy.is_empty() { Breaker::new(config) } else { decode(&copy) };
+                        // No copy at all: Redis lost it (restarted empty),
+                        // and what this replica saw last is the best there is.
+                        if !copy.is_empty() {
+                            base = decode(&copy);
+                        }
                         version = current;
                     }
                     Err(e) => {

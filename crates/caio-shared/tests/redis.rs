@@ -186,3 +186,27 @@ fn bad_settings_are_refused_with_the_setting_named() {
     assert!(Shared::new(&bad_period).unwrap_err().starts_with("[shared].sync_ms: 1 is out of range"));
     assert!(Shared::new(&SharedConfig::default()).unwrap().is_none(), "no Redis: each replica alone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_comes_back_empty_loses_no_open_breaker() {
+    let Some(mut redis) = caio_testkit::redis("shared: a_redis_that_comes_back_empty") else { return };
+    let (_stop, stop) = watch::channel(false);
+    let all = replicas(2, &redis.url(), opening(), &stop);
+    for replica in &all {
+        until("connected", Duration::from_secs(5), || replica.shared.status().connected).await;
+    }
+    for _ in 0..4 {
+        all[0].breakers.record("llm", FAILED);
+    }
+    until("open on both", Duration::from_secs(2), || all.iter().all(|r| r.breakers.view("llm").state == "open")).await;
+    redis.kill();
+    until("fallen back", Duration::from_secs(2), || all.iter().all(|r| !r.shared.status().connected)).await;
+    redis.resume().unwrap();
+    until("connected", Duration::from_secs(5), || all.iter().all(|r| r.shared.status().connected)).await;
+    // A late result while open: a change to send to a copy Redis no longer has.
+    all[0].breakers.record("llm", SUCCEEDED);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (i, replica) in all.iter().enumerate() {
+        assert_eq!(replica.breakers.view("llm").state, "open", "replica {i}");
+    }
+}

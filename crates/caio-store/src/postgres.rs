@@ -190,29 +190,31 @@ impl PostgresStore {
         }
         config.application_name("caio");
         let location = redacted(&config);
-        let mut writer = Link { config: config.clone(), location: location.clone(), client: None };
-        writer.run(migrate)?;
-        writer.run(|client, location| {
-            let mut transaction = snapshot(client, location)?;
-            let head = head_of(&mut transaction, location)?;
-            let recorded = recorded_head(&mut transaction, location)?;
-            let previous = match head.as_ref().and_then(|h| h.seq.checked_sub(1)) {
-                Some(seq) => load_trace(&mut transaction, seq, location)?,
-                None => None,
-            };
-            check_head(head.as_ref(), previous, recorded.as_deref())
-        })?;
         let spawn_error =
             |e: std::io::Error| StoreError::Database { location: location.clone(), message: e.to_string() };
         let mut threads = Vec::new();
         let (commands, received) = mpsc::channel();
+        let (opened, opening) = mpsc::channel();
         let max_batch = options.max_batch.max(1);
-        threads.push(
-            std::thread::Builder::new()
-                .name("caio-store-writer".into())
-                .spawn(move || Writer { link: writer, max_batch }.run(received))
-                .map_err(spawn_error)?,
-        );
+        let mut writer = Link { config: config.clone(), location: location.clone(), client: None };
+        // Opening happens on the writer's thread too, so that `open` may be
+        // called from anywhere, an async runtime included.
+        let writer = std::thread::Builder::new()
+            .name("caio-store-writer".into())
+            .spawn(move || {
+                let ready = writer.run(migrate).and_then(|()| writer.run(check_log_head));
+                let failed = ready.is_err();
+                let _ = opened.send(ready);
+                if !failed {
+                    Writer { link: writer, max_batch }.run(received);
+                }
+            })
+            .map_err(spawn_error)?;
+        if let Err(e) = opening.recv().unwrap_or(Err(StoreError::Closed)) {
+            let _ = writer.join();
+            return Err(e);
+        }
+        threads.push(writer);
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..options.readers.max(1) {
@@ -319,6 +321,18 @@ fn migrate(client: &mut Client, location: &str) -> Result<(), StoreError> {
         transaction.execute("UPDATE caio_schema SET version = $1", &[&(i as i32 + 1)]).map_err(&db)?;
     }
     transaction.commit().map_err(&db)
+}
+
+/// Checks the newest link of the log against the recorded head.
+fn check_log_head(client: &mut Client, location: &str) -> Result<(), StoreError> {
+    let mut transaction = snapshot(client, location)?;
+    let head = head_of(&mut transaction, location)?;
+    let recorded = recorded_head(&mut transaction, location)?;
+    let previous = match head.as_ref().and_then(|h| h.seq.checked_sub(1)) {
+        Some(seq) => load_trace(&mut transaction, seq, location)?,
+        None => None,
+    };
+    check_head(head.as_ref(), previous, recorded.as_deref())
 }
 
 /// A read-only transaction on one snapshot, so that what is read together

@@ -97,8 +97,9 @@ impl Postgres {
         let mut started = Postgres { child, port, dir, databases: AtomicUsize::new(0) };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match ::postgres::Client::connect(&started.url("postgres"), ::postgres::NoTls) {
-                Ok(_) => return Ok(started),
+            let url = started.url("postgres");
+            match outside_runtime(|| ::postgres::Client::connect(&url, ::postgres::NoTls).map(drop)) {
+                Ok(()) => return Ok(started),
                 Err(e) if Instant::now() > deadline => {
                     return Err(format!("PostgreSQL did not start: {e}\n{}", tail(&log)));
                 }
@@ -125,9 +126,12 @@ impl Postgres {
     /// of its own.
     pub fn database(&self) -> String {
         let name = format!("caio_{}", self.databases.fetch_add(1, Ordering::Relaxed));
-        let mut admin = ::postgres::Client::connect(&self.url("postgres"), ::postgres::NoTls)
-            .expect("the test server accepts connections");
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("a new database");
+        let admin = self.url("postgres");
+        outside_runtime(|| {
+            let mut admin = ::postgres::Client::connect(&admin, ::postgres::NoTls)?;
+            admin.batch_execute(&format!("CREATE DATABASE {name}"))
+        })
+        .expect("a new database on the test server");
         self.url(&name)
     }
 
@@ -135,6 +139,12 @@ impl Postgres {
     pub fn log(&self) -> String {
         tail(&self.dir.path().join("postgres.log"))
     }
+}
+
+/// Runs `f` on a thread of its own: the `postgres` client drives its own
+/// runtime and cannot be used from inside an async test's.
+fn outside_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(f).join().expect("the database call does not panic"))
 }
 
 impl Drop for Postgres {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use caio_server::{AppState, ServerConfig, system_clock};
-use caio_store::Store;
+use caio_store::{Store, StoreError};
 
 use crate::Outcome;
 use crate::config::{Overrides, Settings, Sources, read_contracts};
@@ -60,8 +60,12 @@ async fn shutdown_signal() {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: Args) -> Result<Outcome> {
     init_logging();
-    let settings =
-        Settings::load(Overrides { config: args.config, listen: args.listen, store: args.store, sources: args.sources })?;
+    let settings = Settings::load(Overrides {
+        config: args.config,
+        listen: args.listen,
+        store: args.store,
+        sources: args.sources,
+    })?;
     let (auth, development) = settings.auth_config()?;
     if development {
         tracing::warn!(target: "caio", "trusting the published development keys (examples/auth/dev.yaml): for local trials only; pass --auth or set `auth` in caio.toml");
@@ -71,14 +75,18 @@ pub fn run(args: Args) -> Result<Outcome> {
     let store = caio_store::open(&settings.store).context("cannot open the store")?;
     let now = super::now();
     if let Some(dir) = settings.registry.as_ref().filter(|_| store.services().is_ok_and(|s| s.is_empty())) {
-        {
-            let contracts = read_contracts(dir)?;
-            let count = contracts.len();
-            for contract in contracts {
-                store.register(contract, now)?;
+        let contracts = read_contracts(dir)?;
+        let mut registered = 0;
+        for contract in contracts {
+            match store.register(contract, now) {
+                Ok(_) => registered += 1,
+                // Replicas that start together on one empty store all seed
+                // it: the first registration of each version wins.
+                Err(StoreError::Duplicate { .. }) => {}
+                Err(e) => return Err(e.into()),
             }
-            tracing::info!(target: "caio", services = count, registry = %dir.display(), "registered the seed contracts in the empty store");
         }
+        tracing::info!(target: "caio", services = registered, registry = %dir.display(), "registered the seed contracts in the empty store");
     }
     let mut config = ServerConfig::new(settings.route_config(auth), policy);
     config.limits = limits;
