@@ -18,9 +18,12 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use caio_calculus::rules::PolicyFile;
+use load::{percentile, run};
+
+mod load;
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -40,13 +43,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 /// Cumulative histogram buckets of one series of the server's metrics:
@@ -85,43 +81,6 @@ fn token() -> String {
         .output()
         .expect("caio token runs");
     String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
-/// Sends `rate` requests per second for `seconds`, open-loop.
-async fn run(url: &str, token: &str, rate: u64, seconds: u64) -> (Vec<Duration>, u64, Duration) {
-    let client =
-        reqwest::Client::builder().pool_max_idle_per_host(4096).timeout(Duration::from_secs(10)).build().unwrap();
-    let total = rate * seconds;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let scheduled = started + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(scheduled.into()).await;
-        let (client, url, token) = (client.clone(), url.to_string(), token.to_string());
-        tasks.push(tokio::spawn(async move {
-            let body = serde_json::json!({"id": format!("bench-{rate}-{i}"), "capabilities": ["chat"], "estimated_tokens": 500});
-            let outcome = client.post(format!("{url}/v1/route")).bearer_auth(token).json(&body).send().await;
-            let ok = match outcome {
-                Ok(response) => response.status() == 200 && response.bytes().await.is_ok(),
-                Err(_) => false,
-            };
-            (ok, scheduled.elapsed())
-        }));
-    }
-    let mut latencies = Vec::with_capacity(tasks.len());
-    let mut errors = 0;
-    for task in tasks {
-        let (ok, latency) = task.await.unwrap();
-        if ok {
-            latencies.push(latency);
-        } else {
-            errors += 1;
-        }
-    }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    (latencies, errors, elapsed)
 }
 
 fn main() {
@@ -174,7 +133,7 @@ fn main() {
     // The generator gets one thread: the server keeps the rest.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     runtime.block_on(async {
-        let (warm, errors, _) = run(&url, &token, 200, 2).await;
+        let (warm, errors, _) = run(std::slice::from_ref(&url), &token, 200, 2).await;
         assert!(!warm.is_empty() && errors == 0, "the warm-up routes: {errors} errors");
         println!(
             "caio serve: 100 services, 20 rules, durable traces (synchronous = FULL), {seconds} s per rate, open-loop"
@@ -187,7 +146,7 @@ fn main() {
         for rate in rates {
             let before = scrape(&scraper, &url).await;
             let cpu_before = cpu_seconds(pid);
-            let (latencies, errors, elapsed) = run(&url, &token, rate, seconds).await;
+            let (latencies, errors, elapsed) = run(std::slice::from_ref(&url), &token, rate, seconds).await;
             let cpu = (cpu_seconds(pid) - cpu_before) / (latencies.len() as f64 + errors as f64).max(1.0) * 1e6;
             let after = scrape(&scraper, &url).await;
             let server = "caio_http_request_duration_seconds_bucket{route=\"/v1/route\"";
