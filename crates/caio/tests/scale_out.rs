@@ -241,3 +241,56 @@ async fn three_replicas_share_one_chain_and_their_breakers() {
         (first + spread).as_millis()
     );
 }
+
+/// Routes `capability` on `replica`: the selected service, if any.
+async fn selected(client: &reqwest::Client, replica: &Replica, token: &str, capability: &str) -> Option<String> {
+    let body = serde_json::json!({"id": "follow", "capabilities": [capability]});
+    let response = client.post(format!("{}/v1/route", replica.url)).bearer_auth(token).json(&body).send().await.unwrap();
+    let decision: serde_json::Value = response.json().await.unwrap();
+    decision["selected"]["service"].as_str().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_change_on_one_replica_reaches_the_routing_of_the_others() {
+    let Some(postgres) = caio_testkit::postgres("scale_out: registry_changes_reach_the_others") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let contracts = dir.path().join("contracts");
+    std::fs::create_dir(&contracts).unwrap();
+    std::fs::write(contracts.join("chat.yaml"), chat_contract("chat-a", "http://127.0.0.1:9", 0.0)).unwrap();
+    let config = dir.path().join("caio.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstore = \"{}\"\nregistry = \"contracts\"\nauth = \"{}\"\n",
+            postgres.database(),
+            root().join("examples/auth/dev.yaml").display()
+        ),
+    )
+    .unwrap();
+    let replicas = replicas::start(2, &config, dir.path());
+    let (client, caller, admin) = (reqwest::Client::new(), token("c", &["chat.basic"]), token("a", &["caio:admin"]));
+    assert_eq!(selected(&client, &replicas[1], &caller, "summarize").await, None, "nothing summarizes yet");
+    let contract = chat_contract("summarizer", "http://127.0.0.1:9", 0.0).replace("[chat]", "[summarize]");
+    let registered = client
+        .post(format!("{}/v1/services", replicas[0].url))
+        .bearer_auth(&admin)
+        .header("content-type", "application/yaml")
+        .body(contract)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let since = Instant::now();
+    while selected(&client, &replicas[1], &caller, "summarize").await.as_deref() != Some("summarizer") {
+        assert!(since.elapsed() < Duration::from_secs(5), "the other replica never routed to the new service");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deprecated =
+        client.delete(format!("{}/v1/services/summarizer", replicas[1].url)).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(deprecated.status(), 200);
+    let since = Instant::now();
+    while selected(&client, &replicas[0], &caller, "summarize").await.is_some() {
+        assert!(since.elapsed() < Duration::from_secs(5), "the first replica kept routing to a deprecated service");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
