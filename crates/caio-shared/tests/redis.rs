@@ -50,6 +50,10 @@ async fn until(what: &str, within: Duration, check: impl Fn() -> bool) -> Durati
     started.elapsed()
 }
 
+async fn connected(all: &[Replica]) {
+    until("connected", Duration::from_secs(5), || all.iter().all(|r| r.shared.status().connected)).await;
+}
+
 fn opening() -> BreakerConfig {
     BreakerConfig { window: Window::Count { calls: 10 }, minimum_calls: 4, open_ms: 60_000, ..BreakerConfig::default() }
 }
@@ -59,9 +63,7 @@ async fn a_breaker_opened_on_one_replica_is_open_on_all() {
     let Some(redis) = caio_testkit::redis("shared: a_breaker_opened_on_one_replica_is_open_on_all") else { return };
     let (_stop, stop) = watch::channel(false);
     let all = replicas(3, &redis.url(), opening(), &stop);
-    for replica in &all {
-        until("connected", Duration::from_secs(5), || replica.shared.status().connected).await;
-    }
+    connected(&all).await;
     // Two failures on each of two replicas: four in the shared window,
     // where neither replica alone reached minimum_calls.
     for replica in &all[..2] {
@@ -70,10 +72,9 @@ async fn a_breaker_opened_on_one_replica_is_open_on_all() {
             replica.breakers.record("llm", FAILED);
         }
     }
-    let took = until("open everywhere", Duration::from_secs(2), || {
-        all.iter().all(|r| r.breakers.view("llm").state == "open")
-    })
-    .await;
+    let took =
+        until("open everywhere", Duration::from_secs(2), || all.iter().all(|r| r.breakers.view("llm").state == "open"))
+            .await;
     assert!(all[2].breakers.acquire("llm").is_err(), "the replica that saw no failure refuses calls");
     assert!(took < Duration::from_millis(500), "within a few exchanges of 20 ms: {took:?}");
     assert_eq!(all[1].breakers.view("other").state, "closed");
@@ -83,15 +84,10 @@ async fn a_breaker_opened_on_one_replica_is_open_on_all() {
 async fn concurrent_changes_from_every_replica_all_reach_the_shared_window() {
     let Some(redis) = caio_testkit::redis("shared: concurrent_changes_reach_the_shared_window") else { return };
     let (_stop, stop) = watch::channel(false);
-    let never_opens = BreakerConfig {
-        window: Window::Count { calls: 1000 },
-        minimum_calls: usize::MAX,
-        ..BreakerConfig::default()
-    };
+    let never_opens =
+        BreakerConfig { window: Window::Count { calls: 1000 }, minimum_calls: usize::MAX, ..BreakerConfig::default() };
     let all = replicas(3, &redis.url(), never_opens, &stop);
-    for replica in &all {
-        until("connected", Duration::from_secs(5), || replica.shared.status().connected).await;
-    }
+    connected(&all).await;
     let writers: Vec<_> = all
         .iter()
         .map(|replica| {
@@ -112,7 +108,8 @@ async fn concurrent_changes_from_every_replica_all_reach_the_shared_window() {
     let window_len = || {
         let mut connection = connection.clone();
         async move {
-            let keys: Vec<String> = redis::cmd("KEYS").arg("caio:breakers:*").query_async(&mut connection).await.unwrap();
+            let keys: Vec<String> =
+                redis::cmd("KEYS").arg("caio:breakers:*").query_async(&mut connection).await.unwrap();
             let text: Option<String> =
                 redis::cmd("HGET").arg(&keys[0]).arg("llm").query_async(&mut connection).await.unwrap();
             let copy: serde_json::Value = serde_json::from_str(&text.unwrap()).unwrap();
@@ -132,9 +129,7 @@ async fn buckets_hold_across_replicas() {
     let Some(redis) = caio_testkit::redis("shared: buckets_hold_across_replicas") else { return };
     let (_stop, stop) = watch::channel(false);
     let all = replicas(2, &redis.url(), opening(), &stop);
-    for replica in &all {
-        until("connected", Duration::from_secs(5), || replica.shared.status().connected).await;
-    }
+    connected(&all).await;
     let mut taken = 0;
     for i in 0..10 {
         match all[i % 2].shared.take("alice", 0.5, 5.0).await.expect("Redis answers") {
@@ -151,9 +146,7 @@ async fn without_redis_replicas_go_on_alone_and_merge_when_it_is_back() {
     let Some(mut redis) = caio_testkit::redis("shared: without_redis_replicas_go_on_alone") else { return };
     let (_stop, stop) = watch::channel(false);
     let all = replicas(2, &redis.url(), opening(), &stop);
-    for replica in &all {
-        until("connected", Duration::from_secs(5), || replica.shared.status().connected).await;
-    }
+    connected(&all).await;
     redis.kill();
     // The first command after the kill fails and falls back; the rest are
     // not even tried.
@@ -192,9 +185,7 @@ async fn a_redis_that_comes_back_empty_loses_no_open_breaker() {
     let Some(mut redis) = caio_testkit::redis("shared: a_redis_that_comes_back_empty") else { return };
     let (_stop, stop) = watch::channel(false);
     let all = replicas(2, &redis.url(), opening(), &stop);
-    for replica in &all {
-        until("connected", Duration::from_secs(5), || replica.shared.status().connected).await;
-    }
+    connected(&all).await;
     for _ in 0..4 {
         all[0].breakers.record("llm", FAILED);
     }

@@ -24,6 +24,7 @@ mod migrations;
 mod postgres;
 mod records;
 mod sqlite;
+mod writer;
 
 use std::future::Future;
 use std::pin::Pin;

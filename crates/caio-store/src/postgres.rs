@@ -26,12 +26,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use caio_calculus::contract::Contract;
-use caio_calculus::trace::{Trace, append, canonical};
+use caio_calculus::trace::{Trace, append};
 use postgres::{Client, IsolationLevel, NoTls, Transaction};
 
 use crate::chain::{RangeCheck, check_head};
 use crate::migrations::POSTGRES;
 use crate::records::{VersionRow, assemble, new_version, trace_row};
+use crate::writer;
 use crate::{ChainReport, Pending, ServiceRecord, Store, StoreError};
 
 /// Whether `location` names a PostgreSQL database rather than a file.
@@ -143,25 +144,11 @@ fn database(location: &str) -> impl Fn(postgres::Error) -> StoreError + '_ {
 }
 
 type Job = Box<dyn FnOnce(&mut Link) + Send>;
-type Reply<T> = mpsc::Sender<Result<T, StoreError>>;
-
-enum Command {
-    Append(Queued),
-    Register { contract: Box<Contract>, at: u64, reply: Reply<ServiceRecord> },
-    Deprecate { id: String, at: u64, reply: Reply<ServiceRecord> },
-}
-
-/// An append waiting for the writer.
-struct Queued {
-    body: serde_json::Value,
-    text: String,
-    reply: tokio::sync::oneshot::Sender<Result<Trace, StoreError>>,
-}
 
 /// A store in a PostgreSQL database.
 pub struct PostgresStore {
     location: String,
-    writer: Mutex<Option<mpsc::Sender<Command>>>,
+    writer: writer::Handle,
     readers: Mutex<Option<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -206,7 +193,7 @@ impl PostgresStore {
                 let failed = ready.is_err();
                 let _ = opened.send(ready);
                 if !failed {
-                    Writer { link: writer, max_batch }.run(received);
+                    writer::run(&mut Writer(writer), received, max_batch);
                 }
             })
             .map_err(spawn_error)?;
@@ -237,7 +224,7 @@ impl PostgresStore {
         }
         Ok(PostgresStore {
             location,
-            writer: Mutex::new(Some(commands)),
+            writer: writer::Handle::new(commands),
             readers: Mutex::new(Some(jobs)),
             threads: Mutex::new(threads),
         })
@@ -251,22 +238,11 @@ impl PostgresStore {
     /// Stops the threads after the commands already queued; later calls
     /// fail with [`StoreError::Closed`]. Dropping the store does the same.
     pub fn close(&self) {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.writer.close();
         self.readers.lock().unwrap_or_else(|p| p.into_inner()).take();
         for thread in self.threads.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             let _ = thread.join();
         }
-    }
-
-    fn send(&self, command: Command) -> Result<(), StoreError> {
-        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        writer.as_ref().ok_or(StoreError::Closed)?.send(command).map_err(|_| StoreError::Closed)
-    }
-
-    fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
-        let (reply, outcome) = mpsc::channel();
-        self.send(make(reply))?;
-        outcome.recv().unwrap_or(Err(StoreError::Closed))
     }
 
     /// Runs `f` on a reader thread's connection and waits for it.
@@ -395,11 +371,11 @@ fn read_services(
 
 impl Store for PostgresStore {
     fn register(&self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.request(|reply| Command::Register { contract: Box::new(contract), at, reply })
+        self.writer.register(contract, at)
     }
 
     fn deprecate(&self, id: &str, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.request(|reply| Command::Deprecate { id: id.to_string(), at, reply })
+        self.writer.deprecate(id, at)
     }
 
     fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
@@ -414,12 +390,7 @@ impl Store for PostgresStore {
     }
 
     fn append(&self, body: serde_json::Value) -> Pending {
-        let (reply, pending) = tokio::sync::oneshot::channel();
-        let text = canonical(&body);
-        match self.send(Command::Append(Queued { body, text, reply })) {
-            Ok(()) => Pending(pending),
-            Err(e) => Pending::ready(Err(e)),
-        }
+        self.writer.append(body)
     }
 
     fn trace(&self, seq: u64) -> Result<Option<Trace>, StoreError> {
@@ -476,55 +447,20 @@ fn verify_range(
     check.finish()
 }
 
-/// The thread that writes.
-struct Writer {
-    link: Link,
-    max_batch: usize,
-}
+/// The engine of the writer thread: its connection.
+struct Writer(Link);
 
-impl Writer {
-    fn run(mut self, commands: mpsc::Receiver<Command>) {
-        while let Ok(first) = commands.recv() {
-            let mut appends: Vec<Queued> = Vec::new();
-            let mut next = Some(first);
-            while let Some(command) = next.take() {
-                match command {
-                    Command::Append(queued) => appends.push(queued),
-                    Command::Register { contract, at, reply } => {
-                        self.flush(&mut appends);
-                        let _ = reply.send(self.link.run(|client, location| register(client, *contract, at, location)));
-                    }
-                    Command::Deprecate { id, at, reply } => {
-                        self.flush(&mut appends);
-                        let _ = reply.send(self.link.run(|client, location| deprecate(client, &id, at, location)));
-                    }
-                }
-                if appends.len() < self.max_batch {
-                    next = commands.try_recv().ok();
-                }
-            }
-            self.flush(&mut appends);
-        }
+impl writer::Engine for Writer {
+    fn write(&mut self, work: Vec<(serde_json::Value, String)>) -> Result<Vec<Trace>, StoreError> {
+        self.0.run(|client, location| write(client, work, location))
     }
 
-    /// Commits the queued appends in one transaction, then answers them.
-    fn flush(&mut self, appends: &mut Vec<Queued>) {
-        if appends.is_empty() {
-            return;
-        }
-        let (replies, work): (Vec<_>, Vec<_>) = appends.drain(..).map(|q| (q.reply, (q.body, q.text))).unzip();
-        match self.link.run(|client, location| write(client, work, location)) {
-            Ok(linked) => {
-                for (reply, trace) in replies.into_iter().zip(linked) {
-                    let _ = reply.send(Ok(trace));
-                }
-            }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-        }
+    fn register(&mut self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError> {
+        self.0.run(|client, location| register(client, contract, at, location))
+    }
+
+    fn deprecate(&mut self, id: &str, at: u64) -> Result<ServiceRecord, StoreError> {
+        self.0.run(|client, location| deprecate(client, id, at, location))
     }
 }
 

@@ -22,12 +22,13 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use caio_calculus::contract::Contract;
-use caio_calculus::trace::{Trace, append, canonical};
+use caio_calculus::trace::{Trace, append};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::chain::{RangeCheck, check_head};
 use crate::migrations::SQLITE;
 use crate::records::{assemble, new_version, trace_row};
+use crate::writer;
 use crate::{ChainReport, Pending, ServiceRecord, Store, StoreError};
 
 /// How the file is synced to disk.
@@ -56,18 +57,10 @@ impl Default for SqliteOptions {
     }
 }
 
-type Reply<T> = mpsc::Sender<Result<T, StoreError>>;
-
-enum Command {
-    Append(Queued),
-    Register { contract: Box<Contract>, at: u64, reply: Reply<ServiceRecord> },
-    Deprecate { id: String, at: u64, reply: Reply<ServiceRecord> },
-}
-
 /// A store in one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Option<mpsc::Sender<Command>>>,
+    writer: writer::Handle,
     thread: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
@@ -119,12 +112,12 @@ impl SqliteStore {
         let writer_path = path.clone();
         let thread = std::thread::Builder::new()
             .name("caio-store-writer".into())
-            .spawn(move || Writer { connection, path: writer_path, head, max_batch }.run(receiver))
+            .spawn(move || writer::run(&mut Writer { connection, path: writer_path, head }, receiver, max_batch))
             .map_err(|e| StoreError::Database { location: path.display().to_string(), message: e.to_string() })?;
         let checkpointer = spawn_checkpointer(&path, synchronous)?;
         Ok(SqliteStore {
             path,
-            writer: Mutex::new(Some(sender)),
+            writer: writer::Handle::new(sender),
             thread: Mutex::new(Some(thread)),
             checkpointer: Mutex::new(Some(checkpointer)),
             readers: Mutex::new(Vec::new()),
@@ -139,7 +132,7 @@ impl SqliteStore {
     /// Stops the writer after the commands already queued; later writes
     /// fail with [`StoreError::Closed`]. Dropping the store does the same.
     pub fn close(&self) {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.writer.close();
         if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = thread.join();
         }
@@ -147,17 +140,6 @@ impl SqliteStore {
             drop(stop);
             let _ = thread.join();
         }
-    }
-
-    fn send(&self, command: Command) -> Result<(), StoreError> {
-        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        writer.as_ref().ok_or(StoreError::Closed)?.send(command).map_err(|_| StoreError::Closed)
-    }
-
-    fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
-        let (reply, outcome) = mpsc::channel();
-        self.send(make(reply))?;
-        outcome.recv().unwrap_or(Err(StoreError::Closed))
     }
 
     /// Runs `f` on a read connection from the pool.
@@ -305,11 +287,11 @@ fn read_services(connection: &Connection, only: Option<&str>, path: &Path) -> Re
 
 impl Store for SqliteStore {
     fn register(&self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.request(|reply| Command::Register { contract: Box::new(contract), at, reply })
+        self.writer.register(contract, at)
     }
 
     fn deprecate(&self, id: &str, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.request(|reply| Command::Deprecate { id: id.to_string(), at, reply })
+        self.writer.deprecate(id, at)
     }
 
     fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
@@ -321,14 +303,7 @@ impl Store for SqliteStore {
     }
 
     fn append(&self, body: serde_json::Value) -> Pending {
-        let (reply, pending) = tokio::sync::oneshot::channel();
-        // The canonical text is made here, on the caller's thread: the
-        // writer, which every append goes through, only hashes and writes.
-        let text = canonical(&body);
-        match self.send(Command::Append(Queued { body, text, reply })) {
-            Ok(()) => Pending(pending),
-            Err(e) => Pending::ready(Err(e)),
-        }
+        self.writer.append(body)
     }
 
     fn trace(&self, seq: u64) -> Result<Option<Trace>, StoreError> {
@@ -376,68 +351,15 @@ fn verify_range(
     check.finish()
 }
 
-/// The thread that owns the writing connection.
+/// The engine of the writer thread: the writing connection and the head
+/// of the log, which only this thread moves.
 struct Writer {
     connection: Connection,
     path: PathBuf,
     head: Option<Trace>,
-    max_batch: usize,
 }
 
-/// An append waiting for the writer: the body, its canonical text, and the
-/// caller to answer.
-struct Queued {
-    body: serde_json::Value,
-    text: String,
-    reply: tokio::sync::oneshot::Sender<Result<Trace, StoreError>>,
-}
-
-impl Writer {
-    fn run(mut self, commands: mpsc::Receiver<Command>) {
-        while let Ok(first) = commands.recv() {
-            let mut appends: Vec<Queued> = Vec::new();
-            let mut next = Some(first);
-            while let Some(command) = next.take() {
-                match command {
-                    Command::Append(queued) => appends.push(queued),
-                    Command::Register { contract, at, reply } => {
-                        self.flush(&mut appends);
-                        let _ = reply.send(self.register(*contract, at));
-                    }
-                    Command::Deprecate { id, at, reply } => {
-                        self.flush(&mut appends);
-                        let _ = reply.send(self.deprecate(&id, at));
-                    }
-                }
-                if appends.len() < self.max_batch {
-                    next = commands.try_recv().ok();
-                }
-            }
-            self.flush(&mut appends);
-        }
-    }
-
-    /// Commits the queued appends in one transaction, then answers them.
-    fn flush(&mut self, appends: &mut Vec<Queued>) {
-        if appends.is_empty() {
-            return;
-        }
-        let (replies, work): (Vec<_>, Vec<_>) = appends.drain(..).map(|q| (q.reply, (q.body, q.text))).unzip();
-        match self.write(work) {
-            Ok(linked) => {
-                self.head = linked.last().cloned().or(self.head.take());
-                for (reply, trace) in replies.into_iter().zip(linked) {
-                    let _ = reply.send(Ok(trace));
-                }
-            }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-
+impl writer::Engine for Writer {
     fn write(&mut self, work: Vec<(serde_json::Value, String)>) -> Result<Vec<Trace>, StoreError> {
         let db = database(&self.path);
         let transaction = self.connection.transaction().map_err(&db)?;
@@ -462,6 +384,7 @@ impl Writer {
             )
             .map_err(&db)?;
         transaction.commit().map_err(&db)?;
+        self.head = Some(last.clone());
         Ok(linked)
     }
 

@@ -17,11 +17,9 @@
 //! cores (two, on the project's CI machines), so more replicas cannot add
 //! capacity there. Needs PostgreSQL and Redis installed (as for the tests).
 
-use std::path::Path;
 use std::time::Duration;
 
-use caio_calculus::rules::PolicyFile;
-use load::{percentile, run};
+use load::{percentile, run, workload};
 use replicas::Replica;
 
 mod load;
@@ -43,22 +41,6 @@ const SETUPS: &[Setup] = &[
     Setup { name: "postgres+redis", replicas: 3, postgres: true, redis: true },
 ];
 
-/// The registry and policy of the `serve` benchmark.
-fn workload(dir: &Path) {
-    let contracts = dir.join("contracts");
-    std::fs::create_dir(&contracts).unwrap();
-    for contract in caio_calculus::examples::synthetic_contracts(100, 7) {
-        std::fs::write(contracts.join(format!("{}.json", contract.id)), serde_json::to_string(&contract).unwrap())
-            .unwrap();
-    }
-    let rules = caio_calculus::examples::synthetic_policy(20).rules().iter().map(|r| r.spec.clone()).collect();
-    std::fs::write(
-        dir.join("policy.json"),
-        serde_json::to_string(&PolicyFile { rules, limits: Default::default() }).unwrap(),
-    )
-    .unwrap();
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("scale_out: bench");
@@ -77,14 +59,20 @@ fn main() {
     workload(dir.path());
     // The generator gets one thread: the servers keep the rest.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    println!("POST /v1/route, 100 services, 20 rules, durable traces, {seconds} s per rate, open-loop; 2 cores share everything");
+    println!(
+        "POST /v1/route, 100 services, 20 rules, durable traces, {seconds} s per rate, open-loop; 2 cores share everything"
+    );
     println!(
         "{:<16} {:>8} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7}",
         "store", "replicas", "rate/s", "achieved/s", "p50 ms", "p99 ms", "max ms", "errors"
     );
     for (i, setup) in SETUPS.iter().enumerate() {
         let store = if setup.postgres { postgres.database() } else { format!("caio-{i}.db") };
-        let shared = if setup.redis { format!("[shared]\nredis = \"{}\"\nprefix = \"bench{i}\"\n", redis.url()) } else { String::new() };
+        let shared = if setup.redis {
+            format!("[shared]\nredis = \"{}\"\nprefix = \"bench{i}\"\n", redis.url())
+        } else {
+            String::new()
+        };
         let config = dir.path().join(format!("caio-{i}.toml"));
         std::fs::write(
             &config,

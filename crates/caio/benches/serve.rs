@@ -20,8 +20,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use caio_calculus::rules::PolicyFile;
-use load::{percentile, run};
+use load::{percentile, run, workload};
 
 mod load;
 
@@ -96,18 +95,7 @@ fn main() {
     let seconds: u64 = std::env::var("CAIO_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
 
     let dir = tempfile::tempdir().unwrap();
-    let contracts = dir.path().join("contracts");
-    std::fs::create_dir(&contracts).unwrap();
-    for contract in caio_calculus::examples::synthetic_contracts(100, 7) {
-        std::fs::write(contracts.join(format!("{}.json", contract.id)), serde_json::to_string(&contract).unwrap())
-            .unwrap();
-    }
-    let rules = caio_calculus::examples::synthetic_policy(20).rules().iter().map(|r| r.spec.clone()).collect();
-    std::fs::write(
-        dir.path().join("policy.json"),
-        serde_json::to_string(&PolicyFile { rules, limits: Default::default() }).unwrap(),
-    )
-    .unwrap();
+    workload(dir.path());
 
     // One caller sends everything: its rate limit must not be what is measured.
     let config = dir.path().join("caio.toml");

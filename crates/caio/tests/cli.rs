@@ -320,7 +320,11 @@ fn a_bad_configuration_stops_serve_before_it_listens() {
         "[routes.fast]\nid = \"x\"\ncapabilities = [\"chat\"]\n",
         "[routes.fast].id: set by each call",
     );
-    check("shared.toml", "[shared]\nredis = \"redis://127.0.0.1:1/\"\nsync_ms = 1\n", "[shared].sync_ms: 1 is out of range");
+    check(
+        "shared.toml",
+        "[shared]\nredis = \"redis://127.0.0.1:1/\"\nsync_ms = 1\n",
+        "[shared].sync_ms: 1 is out of range",
+    );
     check("redis.toml", "[shared]\nredis = \"http://cache\"\n", "[shared].redis: `http://cache`");
     check("shared-key.toml", "[shared]\nsync = 5\n", "unknown field `sync`");
     // A PostgreSQL store that does not answer: the location without its

@@ -4,11 +4,8 @@
 
 mod replicas;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use caio_calculus::contract::{Format, read_value};
-use replicas::root;
+use replicas::{Replica, root};
 
 #[test]
 fn compose_runs_three_replicas_on_postgres_and_redis_behind_a_balancer() {
@@ -43,24 +40,13 @@ fn compose_runs_three_replicas_on_postgres_and_redis_behind_a_balancer() {
 #[test]
 fn the_replicas_configuration_starts_a_server() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_caio"))
-        .args(["serve", "--config"])
-        .arg(root().join("deploy/caio.toml"))
-        .env("CAIO_STORE", dir.path().join("caio.db"))
-        .env("CAIO_LISTEN", "127.0.0.1:0")
-        .env_remove("CAIO_REDIS")
-        .env("CAIO_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("caio listening on ").map(str::to_string);
-    let ready = url.as_ref().and_then(|url| reqwest::blocking::get(format!("{url}/readyz")).ok());
-    let _ = child.kill();
-    let _ = child.wait();
-    let ready: serde_json::Value = ready.expect("caio serve starts with deploy/caio.toml").json().unwrap();
+    let store = dir.path().join("caio.db").display().to_string();
+    let replica = Replica::start_with(
+        &root().join("deploy/caio.toml"),
+        &dir.path().join("caio.log"),
+        &[("CAIO_STORE", Some(&store)), ("CAIO_LISTEN", Some("127.0.0.1:0")), ("CAIO_REDIS", None)],
+    );
+    let ready: serde_json::Value = reqwest::blocking::get(format!("{}/readyz", replica.url)).unwrap().json().unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["services"], 9, "the example contracts are registered");
 }

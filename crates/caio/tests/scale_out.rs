@@ -245,7 +245,8 @@ async fn three_replicas_share_one_chain_and_their_breakers() {
 /// Routes `capability` on `replica`: the selected service, if any.
 async fn selected(client: &reqwest::Client, replica: &Replica, token: &str, capability: &str) -> Option<String> {
     let body = serde_json::json!({"id": "follow", "capabilities": [capability]});
-    let response = client.post(format!("{}/v1/route", replica.url)).bearer_auth(token).json(&body).send().await.unwrap();
+    let response =
+        client.post(format!("{}/v1/route", replica.url)).bearer_auth(token).json(&body).send().await.unwrap();
     let decision: serde_json::Value = response.json().await.unwrap();
     decision["selected"]["service"].as_str().map(str::to_string)
 }

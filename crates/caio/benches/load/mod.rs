@@ -5,7 +5,10 @@
 
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+use caio_calculus::rules::PolicyFile;
 
 /// The `p` quantile of sorted latencies.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -51,4 +54,21 @@ pub async fn run(urls: &[String], token: &str, rate: u64, seconds: u64) -> (Vec<
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     (latencies, errors, elapsed)
+}
+
+/// The benchmarks' registry and policy in `dir`: 100 synthetic services in
+/// `contracts/` and 20 rules in `policy.json`.
+pub fn workload(dir: &Path) {
+    let contracts = dir.join("contracts");
+    std::fs::create_dir(&contracts).unwrap();
+    for contract in caio_calculus::examples::synthetic_contracts(100, 7) {
+        std::fs::write(contracts.join(format!("{}.json", contract.id)), serde_json::to_string(&contract).unwrap())
+            .unwrap();
+    }
+    let rules = caio_calculus::examples::synthetic_policy(20).rules().iter().map(|r| r.spec.clone()).collect();
+    std::fs::write(
+        dir.join("policy.json"),
+        serde_json::to_string(&PolicyFile { rules, limits: Default::default() }).unwrap(),
+    )
+    .unwrap();
 }

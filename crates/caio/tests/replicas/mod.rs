@@ -23,8 +23,20 @@ impl Replica {
     /// Starts `caio serve --config <config>`, its log (JSON lines) in `log`,
     /// and waits for the line that says where it listens.
     pub fn start(config: &Path, log: &Path) -> Replica {
+        Replica::start_with(config, log, &[])
+    }
+
+    /// The same, with variables set in its environment (`None`: removed).
+    pub fn start_with(config: &Path, log: &Path, environment: &[(&str, Option<&str>)]) -> Replica {
         let log_file = std::fs::File::create(log).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_caio"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_caio"));
+        for (name, value) in environment {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command
             .args(["serve", "--config"])
             .arg(config)
             .env("CAIO_LOG", "info")
