@@ -205,6 +205,13 @@ impl Gateway {
         }
     }
 
+    /// Counts a call served by another service than the selected one.
+    fn served(&self, contract: &Contract, candidates: &[Contract]) {
+        if candidates.first().is_some_and(|selected| selected.id != contract.id) {
+            self.fallbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Executes `call` on the first of `candidates` that serves it, in
     /// order: the decision's selected service, then its alternatives.
     /// Returns the reply or why nothing served, and every attempt made.
@@ -258,6 +265,7 @@ impl Gateway {
                 let at = Instant::now();
                 match self.try_once(contract, &prepared, call, key.as_deref()).await {
                     Ok(Tried::Complete(body)) => {
+                        self.served(contract, candidates);
                         let took = at.elapsed();
                         self.finish(contract, true, true, took);
                         record(&mut attempts, attempt, "ok".into(), Some(200), took, at);
@@ -269,6 +277,7 @@ impl Gateway {
                         return (Ok(Reply::Complete { service: contract.id.clone(), body }), attempts);
                     }
                     Ok(Tried::Stream(response, framing)) => {
+                        self.served(contract, candidates);
                         let first = Attempt {
                             service: contract.id.clone(),
                             attempt,

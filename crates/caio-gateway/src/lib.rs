@@ -29,10 +29,10 @@ use caio_calculus::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 pub use adapter::{Call, Operation};
+pub use breakers::{BreakerView, Breakers, Op, state_name};
 pub use egress::{Egress, Refusal};
 pub use execute::{Attempt, Failed, Reply, Streamed};
 pub use observe::Observed;
-pub use breakers::{BreakerView, Breakers, Op, state_name};
 pub use resilience::{Failure, RetryPolicy};
 
 /// The gateway's settings (`[gateway]` of `caio.toml`).
@@ -135,6 +135,8 @@ pub struct Gateway {
     config: GatewayConfig,
     jitter: resilience::Jitter,
     environment: Environment,
+    /// Calls served by another service than the decision's selected one.
+    fallbacks: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -166,6 +168,7 @@ impl Gateway {
             config,
             jitter: resilience::Jitter::from_clock(),
             environment: Arc::new(|name| std::env::var(name).ok()),
+            fallbacks: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -235,6 +238,11 @@ impl Gateway {
                 history.failures
             );
         }
+        let _ =
+            writeln!(out, "# HELP caio_gateway_fallbacks_total Calls served by another service than the selected one.");
+        let _ = writeln!(out, "# TYPE caio_gateway_fallbacks_total counter");
+        let _ =
+            writeln!(out, "caio_gateway_fallbacks_total {}", self.fallbacks.load(std::sync::atomic::Ordering::Relaxed));
         let _ = writeln!(out, "# HELP caio_egress_refused_total Connections refused by the egress allowlist.");
         let _ = writeln!(out, "# TYPE caio_egress_refused_total counter");
         let refusals = self.egress.refusals();

@@ -162,6 +162,12 @@ async fn three_replicas_share_one_chain_and_their_breakers() {
         killed_at + *fell_back.iter().max().unwrap(),
         "every replica reports the in-memory fallback in /readyz".into(),
     ));
+    let metrics = |replica: &Replica| {
+        let url = format!("{}/metrics", replica.url);
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(metrics(&replicas[0]).await.contains("caio_shared_state_connected 0\n"));
     tokio::time::sleep(Duration::from_millis(700)).await;
     redis.resume().unwrap();
     let (resumed, resumed_at) = (Instant::now(), started.elapsed());
@@ -171,6 +177,18 @@ async fn three_replicas_share_one_chain_and_their_breakers() {
     })
     .await;
     timeline.push((resumed_at + *reconnected.iter().max().unwrap(), "every replica shares its state again".into()));
+    let mut fallbacks = 0;
+    for replica in replicas.iter() {
+        let text = metrics(replica).await;
+        let line = text.lines().find(|l| l.starts_with("caio_gateway_fallbacks_total ")).expect("the fallback counter");
+        fallbacks += line.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+    }
+    assert!(fallbacks > 0, "calls the failing primary could not serve fell back, and were counted");
+    let after = metrics(&replicas[0]).await;
+    assert!(
+        after.contains("caio_shared_state_connected 1\n") && after.contains("caio_shared_state_fallbacks_total 1\n"),
+        "{after}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Redis came back empty; the breakers stayed open, and the shared copy
     // was written again from what the replicas knew.
