@@ -91,7 +91,7 @@ pub struct Breakers {
 }
 
 /// The name of a state, as views and logs show it.
-pub fn state_name(state: State) -> &'static str {
+fn state_name(state: State) -> &'static str {
     match state {
         State::Closed => "closed",
         State::Open { .. } => "open",
@@ -178,7 +178,9 @@ impl Breakers {
             for op in ops.into_iter().rev() {
                 entry.pending.push_front(op);
             }
-            entry.pending.truncate(MAX_PENDING);
+            // The newest are kept: drop from the front.
+            let excess = entry.pending.len().saturating_sub(MAX_PENDING);
+            entry.pending.drain(..excess);
         });
     }
 
@@ -296,6 +298,16 @@ mod tests {
         for _ in 0..MAX_PENDING + 10 {
             breakers.record("a", FAILED);
         }
-        assert_eq!(breakers.take_pending()[0].1.len(), MAX_PENDING);
+        let taken = breakers.take_pending().remove(0).1;
+        assert_eq!(taken.len(), MAX_PENDING);
+        // Given back while newer changes arrived: the newest stay.
+        breakers.record("a", Outcome { success: true, duration_ms: 1 });
+        breakers.restore_pending("a", taken);
+        let kept = breakers.take_pending().remove(0).1;
+        assert_eq!(kept.len(), MAX_PENDING);
+        assert!(
+            matches!(kept.last(), Some(Op::Record { outcome: Outcome { success: true, .. }, .. })),
+            "the newest change survives the bound"
+        );
     }
 }

@@ -29,7 +29,7 @@ use caio_calculus::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 pub use adapter::{Call, Operation};
-pub use breakers::{BreakerView, Breakers, Op, state_name};
+pub use breakers::{BreakerView, Breakers, Op};
 pub use egress::{Egress, Refusal};
 pub use execute::{Attempt, Failed, Reply, Streamed};
 pub use observe::Observed;

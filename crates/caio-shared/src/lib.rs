@@ -23,7 +23,6 @@ mod config;
 mod link;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use caio_gateway::Breakers;
 
@@ -87,10 +86,5 @@ impl Shared {
                 _ = &mut stop => return,
             }
         }
-    }
-
-    /// The period of the exchange.
-    pub fn sync_every(&self) -> Duration {
-        self.link.sync_every()
     }
 }

@@ -104,7 +104,7 @@ async fn concurrent_changes_from_every_replica_all_reach_the_shared_window() {
         writer.await.unwrap();
     }
     let client = redis::Client::open(redis.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let connection = client.get_multiplexed_async_connection().await.unwrap();
     let window_len = || {
         let mut connection = connection.clone();
         async move {
@@ -121,7 +121,6 @@ async fn concurrent_changes_from_every_replica_all_reach_the_shared_window() {
         assert!(started.elapsed() < Duration::from_secs(3), "lost changes: {} of 300", window_len().await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _: () = redis::cmd("PING").query_async(&mut connection).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

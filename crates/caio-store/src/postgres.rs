@@ -473,7 +473,7 @@ fn write(
     let db = database(location);
     let mut transaction = client.transaction().map_err(&db)?;
     let head = transaction.query_one("SELECT seq, hash FROM chain_head FOR UPDATE", &[]).map_err(&db)?;
-    let mut previous = match (head.get::<_, Option<i64>>(0), head.get::<_, Option<String>>(1)) {
+    let head = match (head.get::<_, Option<i64>>(0), head.get::<_, Option<String>>(1)) {
         // Only the sequence number and the hash of the previous trace
         // enter a link.
         (Some(seq), Some(hash)) => {
@@ -484,8 +484,7 @@ fn write(
     let mut linked: Vec<Trace> = Vec::with_capacity(work.len());
     let (mut seqs, mut prevs, mut hashes, mut texts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (body, text) in work {
-        let trace = append(previous.as_ref().or(linked.last()), body).map_err(|full| StoreError::Full(full.0))?;
-        previous = None;
+        let trace = append(linked.last().or(head.as_ref()), body).map_err(|full| StoreError::Full(full.0))?;
         seqs.push(i64::try_from(trace.seq).map_err(|_| StoreError::Full(trace.seq - 1))?);
         prevs.push(trace.prev_hash.clone());
         hashes.push(trace.hash.clone());

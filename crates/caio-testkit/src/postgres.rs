@@ -15,7 +15,8 @@ use crate::process::{find_binary, free_port, is_root, stop, tail, user_ids};
 pub struct Postgres {
     child: Child,
     port: u16,
-    dir: tempfile::TempDir,
+    /// The data directory and the log, deleted when the server is.
+    _dir: tempfile::TempDir,
     databases: AtomicUsize,
 }
 
@@ -94,7 +95,7 @@ impl Postgres {
             .stderr(log_file);
         as_user(&mut server);
         let child = server.spawn().map_err(|e| format!("cannot start {}: {e}", postgres.display()))?;
-        let mut started = Postgres { child, port, dir, databases: AtomicUsize::new(0) };
+        let mut started = Postgres { child, port, _dir: dir, databases: AtomicUsize::new(0) };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let url = started.url("postgres");
@@ -110,11 +111,6 @@ impl Postgres {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     /// The URL of database `name` for the user `caio`.
@@ -133,11 +129,6 @@ impl Postgres {
         })
         .expect("a new database on the test server");
         self.url(&name)
-    }
-
-    /// The server's log, for a failing test to print.
-    pub fn log(&self) -> String {
-        tail(&self.dir.path().join("postgres.log"))
     }
 }
 

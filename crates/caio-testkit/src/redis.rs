@@ -33,11 +33,6 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// Whether it is running.
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
     /// Kills the server (SIGKILL: as if its machine went away).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

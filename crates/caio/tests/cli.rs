@@ -280,19 +280,19 @@ fn trace_verify_reads_stores_and_json_lines_and_finds_tampering() {
 #[test]
 fn a_bad_configuration_stops_serve_before_it_listens() {
     let dir = tempfile::tempdir().unwrap();
+    // `serve` with `args` exits 2 and says `expected`; its stderr.
+    let refused = |args: &[&str], expected: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_caio")).arg("serve").args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output.stdout));
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        stderr
+    };
+    let db = dir.path().join("caio.db").display().to_string();
     let check = |name: &str, contents: &str, expected: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, contents).unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_caio"))
-            .args(["serve", "--config"])
-            .arg(&path)
-            .arg("--db")
-            .arg(dir.path().join("caio.db"))
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(2), "{name}: {}", text(&output.stdout));
-        let stderr = text(&output.stderr);
-        assert!(stderr.contains(expected), "{name}: {stderr}");
+        refused(&["--config", &path.display().to_string(), "--db", &db], expected);
     };
     check("unknown.toml", "listne = \"127.0.0.1:1\"\n", "unknown field `listne`");
     check("address.toml", "listen = \"localhost\"\n", "`localhost` is not an address");
@@ -329,12 +329,9 @@ fn a_bad_configuration_stops_serve_before_it_listens() {
     check("shared-key.toml", "[shared]\nsync = 5\n", "unknown field `sync`");
     // A PostgreSQL store that does not answer: the location without its
     // password, and what the engine said.
-    let output = Command::new(env!("CARGO_BIN_EXE_caio"))
-        .args(["serve", "--store", "postgres://caio:s3cret@127.0.0.1:1/caio"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = text(&output.stderr);
-    assert!(stderr.contains("the store at postgres://caio@127.0.0.1:1/caio: "), "{stderr}");
+    let stderr = refused(
+        &["--store", "postgres://caio:s3cret@127.0.0.1:1/caio"],
+        "the store at postgres://caio@127.0.0.1:1/caio: ",
+    );
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }

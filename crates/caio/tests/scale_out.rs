@@ -224,7 +224,12 @@ async fn three_replicas_share_one_chain_and_their_breakers() {
     for (i, seen) in failures_seen.iter().enumerate() {
         assert!(*seen < MINIMUM_CALLS, "replica {i} saw {seen} failures itself: the breaker was not shared");
     }
-    assert!(spread < Duration::from_millis(1000), "opened {first:?} to {:?} after the failures began", first + spread);
+    // Within a few exchanges of each other (measured: 14 ms, with exchanges every 50 ms).
+    assert!(
+        spread < Duration::from_millis(10 * SYNC_MS),
+        "opened {first:?} to {:?} after the failures began",
+        first + spread
+    );
 
     // Each replica said once that it fell back.
     for (i, replica) in replicas.iter().enumerate() {
