@@ -32,7 +32,7 @@ pub use adapter::{Call, Operation};
 pub use breakers::{BreakerView, Breakers, Op};
 pub use egress::{Egress, Refusal};
 pub use execute::{Attempt, Failed, Reply, Streamed};
-pub use observe::Observed;
+pub use observe::{Observed, RecentCall};
 pub use resilience::{Failure, RetryPolicy};
 
 /// The gateway's settings (`[gateway]` of `caio.toml`).

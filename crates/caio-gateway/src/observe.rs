@@ -14,12 +14,26 @@ use caio_calculus::score::{History, ServiceHistory};
 /// Latencies kept per service for the 95th percentile.
 const WINDOW: usize = 512;
 
+/// Calls kept per service, in order, for people to look at (the dashboard's
+/// sparkline); the score never reads them.
+pub const RECENT: usize = 60;
+
+/// One finished call, as the dashboard draws it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecentCall {
+    /// Whether it succeeded.
+    pub success: bool,
+    /// How long it took, in ms.
+    pub latency_ms: f64,
+}
+
 #[derive(Debug, Default)]
 struct Samples {
     calls: u64,
     failures: u64,
     violations: u64,
     latencies: VecDeque<f64>,
+    recent: VecDeque<RecentCall>,
 }
 
 impl Samples {
@@ -57,6 +71,10 @@ impl Observed {
         } else {
             samples.failures += 1;
         }
+        if samples.recent.len() == RECENT {
+            samples.recent.pop_front();
+        }
+        samples.recent.push_back(RecentCall { success, latency_ms });
         self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -75,6 +93,12 @@ impl Observed {
     /// The history of one service, if it has been called.
     pub fn of(&self, service: &str) -> Option<ServiceHistory> {
         self.services.lock().unwrap_or_else(|p| p.into_inner()).get(service).map(Samples::history)
+    }
+
+    /// The last [`RECENT`] calls to one service, oldest first.
+    pub fn recent(&self, service: &str) -> Vec<RecentCall> {
+        let services = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        services.get(service).map(|s| s.recent.iter().copied().collect()).unwrap_or_default()
     }
 }
 
@@ -103,5 +127,10 @@ mod tests {
         assert_eq!(observed.generation(), 101);
         assert_eq!(observed.of("a"), Some(history));
         assert_eq!(observed.of("b"), None);
+        let recent = observed.recent("a");
+        assert_eq!(recent.len(), RECENT);
+        assert_eq!(recent.last(), Some(&RecentCall { success: false, latency_ms: 5.0 }));
+        assert_eq!(recent[0], RecentCall { success: true, latency_ms: (100 - RECENT + 2) as f64 });
+        assert!(observed.recent("b").is_empty());
     }
 }

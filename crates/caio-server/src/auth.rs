@@ -36,11 +36,7 @@ pub async fn caller(state: &AppState, token: Option<&str>) -> Result<Caller, Api
 
 /// The caller, who must hold one of `permissions` (the first is the one
 /// an error names).
-pub async fn with_permission(
-    state: &AppState,
-    headers: &HeaderMap,
-    permissions: &[&str],
-) -> Result<Caller, ApiError> {
+pub async fn with_permission(state: &AppState, headers: &HeaderMap, permissions: &[&str]) -> Result<Caller, ApiError> {
     let caller = caller(state, bearer(headers)?.as_deref()).await?;
     if permissions.iter().any(|p| caller.claims.permissions.contains(*p)) {
         Ok(caller)

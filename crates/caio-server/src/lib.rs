@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod state;
 pub mod telemetry;
+pub mod ui;
 
 use std::future::Future;
 
@@ -54,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(api::health::metrics))
         .route("/openapi.json", get(openapi))
+        .merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             ApiError::new(

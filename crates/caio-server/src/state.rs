@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub admin_permission: String,
     /// The permission a caller needs to read traces (admins may too).
     pub audit_permission: String,
+    /// The permission a caller needs to look at the dashboard at `/ui`
+    /// (auditors and admins may too; only admins change anything there).
+    pub viewer_permission: String,
     /// How routed calls are executed.
     pub gateway: GatewayConfig,
     /// Named routes: a `model` of the front doors that names one is routed
@@ -86,6 +89,7 @@ impl ServerConfig {
             limits: Limits::default(),
             admin_permission: "caio:admin".into(),
             audit_permission: "caio:audit".into(),
+            viewer_permission: "caio:view".into(),
             gateway: GatewayConfig::default(),
             routes: BTreeMap::new(),
             history_every: Duration::from_secs(1),

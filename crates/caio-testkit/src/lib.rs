@@ -1,10 +1,11 @@
 //! # caio-testkit
 //!
-//! Real database servers for caio's tests and benchmarks: a PostgreSQL
-//! cluster made by `initdb` in a temporary directory and a `redis-server`,
-//! each on a free loopback port, stopped and deleted when dropped. The
-//! binaries come from the distribution's packages (`postgresql`,
-//! `redis-server`); `.ci/run` installs them.
+//! Real servers for caio's tests and benchmarks: a PostgreSQL cluster made
+//! by `initdb` in a temporary directory and a `redis-server`, each on a free
+//! loopback port, and a headless Chromium driven over the DevTools protocol,
+//! all stopped and deleted when dropped. The binaries come from the
+//! distribution's packages (`postgresql`, `redis-server`, `chromium`);
+//! `.ci/run` installs them.
 //!
 //! Without the binaries a test is skipped, and says so on the terminal
 //! (written past the test harness's output capture), so a skip is never a
@@ -14,12 +15,14 @@
 //! This crate must never be a dependency of what caio ships: it is for
 //! `[dev-dependencies]` only, and it never imitates a server.
 
+mod chromium;
 mod postgres;
 mod process;
 mod redis;
 
 use std::io::Write;
 
+pub use crate::chromium::Chromium;
 pub use crate::postgres::Postgres;
 pub use crate::redis::Redis;
 
@@ -41,6 +44,17 @@ pub fn skip(test: &str, why: &str) {
 pub fn postgres(test: &str) -> Option<Postgres> {
     match Postgres::start() {
         Ok(server) => Some(server),
+        Err(why) => {
+            skip(test, &why);
+            None
+        }
+    }
+}
+
+/// A headless Chromium for `test`, or `None` (reported) without one.
+pub fn chromium(test: &str) -> Option<Chromium> {
+    match Chromium::start() {
+        Ok(browser) => Some(browser),
         Err(why) => {
             skip(test, &why);
             None

@@ -76,6 +76,8 @@ pub struct ConfigFile {
     pub admin_permission: Option<String>,
     /// The permission that allows reading traces.
     pub audit_permission: Option<String>,
+    /// The permission that allows looking at the dashboard (`/ui`).
+    pub viewer_permission: Option<String>,
     /// How routed calls are executed: allowlist, retries, breakers.
     #[serde(default)]
     pub gateway: GatewayConfig,

@@ -3,7 +3,7 @@
 //! The caio command: `serve` runs the router over HTTP with its SQLite
 //! store; `token` signs development tokens; `route` decides offline;
 //! `trace verify` checks a trace log; `contracts check` validates contract
-//! files. Exit codes: 0 success, 1 a problem was found (invalid contracts, a
+//! files; `health` asks a running caio whether it is alive. Exit codes: 0 success, 1 a problem was found (invalid contracts, a
 //! broken chain, no service qualifies), 2 a usage or configuration error.
 //!
 //! This binary only parses arguments and prints: routing is the calculus's,
@@ -43,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: TraceCommand,
     },
+    /// Ask a running caio whether it is alive (GET /healthz); exit 0 only on 200.
+    Health(commands::health::Args),
     /// Work with contract files.
     Contracts {
         #[command(subcommand)]
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Token(args) => commands::token::run(args),
         Command::Route(args) => commands::route::run(args),
         Command::Trace { command: TraceCommand::Verify { log, from, to } } => commands::trace::verify(&log, from, to),
+        Command::Health(args) => commands::health::run(args),
         Command::Contracts { command: ContractsCommand::Check { dir } } => commands::contracts::check(&dir),
     };
     match result {

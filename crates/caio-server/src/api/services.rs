@@ -155,7 +155,7 @@ pub async fn deprecate(
     Ok(Json(view(&state, record)))
 }
 
-async fn refresh(state: &AppState) -> Result<(), ApiError> {
+pub(crate) async fn refresh(state: &AppState) -> Result<(), ApiError> {
     let refreshed = state.clone();
     tokio::task::spawn_blocking(move || refreshed.refresh())
         .await

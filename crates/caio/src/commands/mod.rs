@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod contracts;
+pub mod health;
 pub mod route;
 pub mod serve;
 pub mod token;

@@ -99,6 +99,9 @@ pub fn run(args: Args) -> Result<Outcome> {
     if let Some(permission) = &settings.file.audit_permission {
         config.audit_permission = permission.clone();
     }
+    if let Some(permission) = &settings.file.viewer_permission {
+        config.viewer_permission = permission.clone();
+    }
     let location = store.location();
     let store: Arc<dyn Store> = Arc::from(store);
     let state = AppState::new(store, config, system_clock())?;

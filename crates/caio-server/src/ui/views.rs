@@ -1,0 +1,293 @@
+//! What each dashboard page shows, read from the store, the gateway and the
+//! routing snapshot and flattened into plain strings for the templates.
+//!
+//! This module must never change anything: it reads. A decision's
+//! "why" is taken from its recorded trace, and each recorded proof is
+//! re-checked here with the calculus's own `proof::verify`, so the page
+//! shows both what was claimed and whether it still holds.
+
+use caio_calculus::proof::{Proof, describe, verify};
+use caio_calculus::trace::Trace;
+use caio_gateway::BreakerView;
+use caio_store::ServiceRecord;
+use serde_json::Value;
+
+use crate::state::AppState;
+use crate::ui::sparkline::{Sparkline, draw};
+
+/// How many of the newest traces the overview lists.
+pub const LATEST: u64 = 20;
+/// How many of the newest traces the overview verifies against the head.
+pub const VERIFIED: u64 = 1000;
+
+/// A service row of the registry table.
+pub struct ServiceRow {
+    pub id: String,
+    pub version: String,
+    pub versions: usize,
+    pub capabilities: String,
+    pub locality: String,
+    pub cost: String,
+    pub latency: String,
+    pub deprecated: bool,
+    pub breaker: String,
+    pub breaker_detail: String,
+    pub calls: u64,
+    pub failures: u64,
+    pub p95: String,
+    pub sparkline: Option<Sparkline>,
+}
+
+/// A row of the latest decisions.
+pub struct DecisionRow {
+    pub seq: u64,
+    pub kind: String,
+    pub request_id: String,
+    pub selected: String,
+    pub summary: String,
+    pub proofs_hold: Option<bool>,
+}
+
+/// What the overview says about the trace chain.
+pub struct ChainStatus {
+    pub valid: bool,
+    pub message: String,
+}
+
+fn breaker_words(view: &BreakerView) -> (String, String) {
+    let detail = match (view.retry_in_ms, view.probes) {
+        (Some(ms), _) => format!("probes in {}; opened {}", wait(ms), count(view.opened as usize, "time", "times")),
+        (_, Some((admitted, succeeded))) => format!("{succeeded} of {admitted} probes succeeded"),
+        _ if view.opened > 0 => format!("opened {}", count(view.opened as usize, "time", "times")),
+        _ => String::new(),
+    };
+    (view.state.replace('_', "-"), detail)
+}
+
+/// `1 call`, `2 calls`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A wait for people: `850 ms`, `42 s`, `10 min`.
+fn wait(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..120_000 => format!("{} s", ms / 1_000),
+        _ => format!("{} min", ms / 60_000),
+    }
+}
+
+fn number(value: f64) -> String {
+    let text = format!("{value:.4}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The registry, one row per service, with what this process saw of it.
+pub fn services(state: &AppState, records: &[ServiceRecord]) -> Vec<ServiceRow> {
+    let gateway = state.gateway();
+    records
+        .iter()
+        .map(|record| {
+            let active = record.active().map(|v| &v.contract);
+            let observed = gateway.observed().of(&record.id).unwrap_or_default();
+            let (breaker, breaker_detail) = breaker_words(&gateway.breakers().view(&record.id));
+            ServiceRow {
+                id: record.id.clone(),
+                version: record.active().map(|v| v.version.clone()).unwrap_or_default(),
+                versions: record.versions.len(),
+                capabilities: active
+                    .map(|c| c.capabilities.iter().cloned().collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default(),
+                locality: active.map(|c| format!("{:?}", c.privacy.data_locality).to_lowercase()).unwrap_or_default(),
+                cost: active
+                    .map(|c| format!("${} + ${}/1k tokens", number(c.cost.per_request), number(c.cost.per_1k_tokens)))
+                    .unwrap_or_default(),
+                latency: active
+                    .and_then(|c| c.guarantees.get("latency_ms").and_then(|b| b.max))
+                    .map(|max| format!("≤ {} ms", number(max)))
+                    .unwrap_or_else(|| "—".into()),
+                deprecated: record.deprecated_at.is_some(),
+                breaker,
+                breaker_detail,
+                calls: observed.calls,
+                failures: observed.failures,
+                p95: observed.latency_p95_ms.map(|ms| format!("{} ms", number(ms))).unwrap_or_else(|| "—".into()),
+                sparkline: draw(&gateway.observed().recent(&record.id)),
+            }
+        })
+        .collect()
+}
+
+fn text(value: &Value, pointer: &str) -> String {
+    match value.pointer(pointer) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn proofs(body: &Value) -> Option<Vec<Proof>> {
+    serde_json::from_value(body.get("proofs")?.clone()).ok()
+}
+
+/// A trace as a row of the latest decisions.
+pub fn decision_row(trace: &Trace) -> DecisionRow {
+    let body = &trace.body;
+    if body.get("kind").and_then(Value::as_str) == Some("execution") {
+        let attempts = body.get("attempts").and_then(Value::as_array).map_or(0, Vec::len);
+        let served = text(body, "/served_by");
+        return DecisionRow {
+            seq: trace.seq,
+            kind: "execution".into(),
+            request_id: text(body, "/request_id"),
+            selected: if served.is_empty() { "none".into() } else { served },
+            summary: format!(
+                "{} for decision #{}",
+                count(attempts, "attempt", "attempts"),
+                text(body, "/decision/seq")
+            ),
+            proofs_hold: None,
+        };
+    }
+    let alternatives = body.get("alternatives").and_then(Value::as_array).map_or(0, Vec::len);
+    let rejected = body.pointer("/rejected/capability").and_then(Value::as_array).map_or(0, Vec::len)
+        + body.pointer("/rejected/other").and_then(Value::as_array).map_or(0, Vec::len);
+    DecisionRow {
+        seq: trace.seq,
+        kind: "decision".into(),
+        request_id: text(body, "/request_id"),
+        selected: text(body, "/selected/service"),
+        summary: format!("{}, {rejected} excluded", count(alternatives, "alternative", "alternatives")),
+        proofs_hold: proofs(body).map(|proofs| proofs.iter().all(verify)),
+    }
+}
+
+/// The newest traces, newest first.
+pub fn latest(store: &dyn caio_store::Store) -> Result<Vec<Trace>, caio_store::StoreError> {
+    let Some(head) = store.head()? else { return Ok(Vec::new()) };
+    let first = head.seq.saturating_sub(LATEST - 1);
+    let mut traces = vec![head.clone()];
+    for seq in (first..head.seq).rev() {
+        traces.extend(store.trace(seq)?);
+    }
+    Ok(traces)
+}
+
+/// Verifies the newest [`VERIFIED`] traces against the recorded head.
+pub fn chain(store: &dyn caio_store::Store) -> ChainStatus {
+    let from = match store.head() {
+        Ok(Some(head)) => head.seq.saturating_sub(VERIFIED - 1),
+        Ok(None) => return ChainStatus { valid: true, message: "the log is empty".into() },
+        Err(e) => return ChainStatus { valid: false, message: format!("the store cannot be read: {e}") },
+    };
+    match store.verify(Some(from), None) {
+        Ok(report) if report.anchored => ChainStatus {
+            valid: true,
+            message: format!(
+                "traces {}–{} verify ({} checked) and end at the recorded head {}",
+                report.first.unwrap_or(0),
+                report.last.unwrap_or(0),
+                report.checked,
+                report.head.as_deref().map_or("", |h| &h[..h.len().min(16)])
+            ),
+        },
+        Ok(report) => ChainStatus {
+            valid: false,
+            message: format!("{} traces verify but do not reach the recorded head", report.checked),
+        },
+        Err(e) => ChainStatus { valid: false, message: format!("the trace log does not verify: {e}") },
+    }
+}
+
+/// One proof of a decision, with its re-check.
+pub struct ProofRow {
+    pub step: String,
+    pub service: String,
+    pub property: String,
+    pub statement: String,
+    pub facts: String,
+    pub recorded: bool,
+    pub holds: bool,
+    pub evidence: String,
+}
+
+/// A service that was not selected.
+pub struct Excluded {
+    pub service: String,
+    pub step: String,
+    pub reason: String,
+}
+
+/// A decision, for its page.
+pub struct DecisionDetail {
+    pub seq: u64,
+    pub hash: String,
+    pub prev_hash: String,
+    pub request_id: String,
+    pub selected: String,
+    pub score: String,
+    pub proofs: Vec<ProofRow>,
+    pub alternatives: Vec<(String, String)>,
+    pub excluded: Vec<Excluded>,
+    pub not_capable: Vec<String>,
+    pub guarantees: String,
+    pub control: String,
+    pub raw: String,
+}
+
+fn pretty(value: Option<&Value>) -> String {
+    value.map(|v| serde_json::to_string_pretty(v).unwrap_or_default()).unwrap_or_default()
+}
+
+/// A routing decision's trace, explained; `None` for an execution trace.
+pub fn decision(trace: &Trace) -> Option<DecisionDetail> {
+    let body = &trace.body;
+    body.get("selected")?;
+    let proofs = proofs(body).unwrap_or_default();
+    let strings =
+        |pointer: &str| -> Vec<Value> { body.pointer(pointer).and_then(Value::as_array).cloned().unwrap_or_default() };
+    Some(DecisionDetail {
+        seq: trace.seq,
+        hash: trace.hash.clone(),
+        prev_hash: trace.prev_hash.clone(),
+        request_id: text(body, "/request_id"),
+        selected: text(body, "/selected/service"),
+        score: text(body, "/selected/score"),
+        proofs: proofs
+            .iter()
+            .map(|proof| ProofRow {
+                step: proof.step.to_string(),
+                service: proof.service.clone().unwrap_or_default(),
+                property: proof.property.clone(),
+                statement: proof.statement.clone(),
+                facts: describe(&proof.evidence),
+                recorded: proof.valid,
+                holds: verify(proof),
+                evidence: serde_json::to_string_pretty(&proof.evidence).unwrap_or_default(),
+            })
+            .collect(),
+        alternatives: strings("/alternatives").iter().map(|pair| (text(pair, "/0"), text(pair, "/1"))).collect(),
+        excluded: strings("/rejected/other")
+            .iter()
+            .map(|row| Excluded { service: text(row, "/0"), step: text(row, "/1"), reason: text(row, "/2") })
+            .collect(),
+        not_capable: strings("/rejected/capability").iter().map(|v| text(v, "")).collect(),
+        guarantees: pretty(body.get("guarantees")),
+        control: text(body, "/control"),
+        raw: pretty(Some(body)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_for_people() {
+        assert_eq!(count(1, "time", "times"), "1 time");
+        assert_eq!(count(0, "time", "times"), "0 times");
+        assert_eq!((wait(850), wait(42_000), wait(600_000)), ("850 ms".into(), "42 s".into(), "10 min".into()));
+        assert_eq!((number(1.0), number(0.0025), number(0.5)), ("1".into(), "0.0025".into(), "0.5".into()));
+    }
+}
