@@ -127,6 +127,24 @@ enum Command {
         #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
     },
+    /// Write a CycloneDX 1.5 SBOM (JSON) of the `caio` binary's run-time dependency graph; offline, deterministic.
+    Sbom {
+        /// Where to write it.
+        #[arg(long, short, default_value = "target/sbom/caio.cdx.json", value_name = "FILE")]
+        output: PathBuf,
+        /// The target platform the graph is resolved for.
+        #[arg(long, default_value = caio_workbench::deps::DEFAULT_TARGET, value_name = "TRIPLE")]
+        target: String,
+        /// The workspace package whose binary it describes.
+        #[arg(long, default_value = "caio", value_name = "PACKAGE")]
+        package: String,
+    },
+    /// Check every dependency's licence against the policy of deny.toml, offline; exit 1 naming each refused crate.
+    Licenses {
+        /// The target platform the graph is resolved for.
+        #[arg(long, default_value = caio_workbench::deps::DEFAULT_TARGET, value_name = "TRIPLE")]
+        target: String,
+    },
     /// Fuzz the notebook reader, directive parser, contract/request/policy files and tokens for N minutes.
     ///
     /// Rounds of 5,000 generated cases per property, each round with a new seed; prints
@@ -434,6 +452,42 @@ fn execute(cli: &Cli) -> Result<()> {
             if killed < report.outcomes.len() {
                 anyhow::bail!("{} mutants survived: the evidence does not notice them", report.outcomes.len() - killed);
             }
+        }
+        Command::Sbom { output, target, package } => {
+            let output = if output.is_absolute() { output.clone() } else { ws.root().join(output) };
+            let report = caio_workbench::sbom::write(&ws, package, target, &output)?;
+            println!(
+                "sbom: {} components of `{package}` for {target}, {} bytes: {}",
+                report.components,
+                report.bytes,
+                output.display()
+            );
+            for (license, count) in &report.licenses {
+                println!("  {count:>4}  {license}");
+            }
+        }
+        Command::Licenses { target } => {
+            let report = caio_workbench::licenses::run(&ws, target)?;
+            for refusal in &report.refused {
+                println!(
+                    "refused: {} ({}): {}",
+                    refusal.package,
+                    refusal.license.as_deref().unwrap_or("no licence"),
+                    refusal.reason
+                );
+            }
+            let expressions = report.expressions.len();
+            if !report.refused.is_empty() {
+                return Err(Exit(
+                    1,
+                    format!("licenses: {} of {} packages refused by deny.toml", report.refused.len(), report.checked),
+                )
+                .into());
+            }
+            println!(
+                "licenses: all {} packages allowed by deny.toml ({expressions} distinct licence expressions)",
+                report.checked
+            );
         }
         Command::Fuzz { minutes } => {
             let started = Instant::now();

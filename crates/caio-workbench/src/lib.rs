@@ -13,17 +13,20 @@
 //! come from rendering notebooks.
 
 pub mod clean;
+pub mod deps;
 pub mod error;
 pub mod extract;
 pub mod fsutil;
 pub mod fuzz;
 pub mod gate;
 pub mod hooks;
+pub mod licenses;
 pub mod mutants;
 pub mod pins;
 pub mod progress;
 pub mod runner;
 pub mod rustsrc;
+pub mod sbom;
 pub mod scaffold;
 pub mod scorecard;
 pub mod sync;
