@@ -90,6 +90,17 @@ enum Command {
         /// Write nothing; exit 1 if scorecard.json is not what the evidence gives.
         #[arg(long)]
         check: bool,
+        /// Then sign it: an Ed25519 private key (PKCS#8 PEM, `openssl genpkey -algorithm ed25519`), never in the repository.
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+        /// Where the signed attestation goes (with --sign).
+        #[arg(long, value_name = "FILE", default_value = caio_workbench::attest::DEFAULT_PATH)]
+        attestation: PathBuf,
+    },
+    /// Check signed scorecards.
+    Attest {
+        #[command(subcommand)]
+        action: AttestAction,
     },
     /// Apply the branch policy (gate.toml) to the scorecard: exit 0 pass, 1 blocked, 2 configuration error.
     Gate {
@@ -167,6 +178,22 @@ enum Command {
         /// A short title.
         #[arg(long, default_value = "New invariant")]
         title: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AttestAction {
+    /// Verify an attestation: its signature with a trusted public key, the digests of scorecard.json and every artifact in the tree, and the commit.
+    Verify {
+        /// The attestation (written by `scorecard --sign`).
+        #[arg(default_value = caio_workbench::attest::DEFAULT_PATH)]
+        attestation: PathBuf,
+        /// The trusted public key (PEM, `openssl pkey -in KEY -pubout`).
+        #[arg(long, value_name = "PUBLIC_KEY")]
+        key: PathBuf,
+        /// The commit it must attest (default: HEAD).
+        #[arg(long, value_name = "GIT_REV")]
+        commit: Option<String>,
     },
 }
 
@@ -372,7 +399,12 @@ fn execute(cli: &Cli) -> Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::Scorecard { format, diff, check } => {
+        Command::Scorecard { format, diff, check, sign, attestation } => {
+            if sign.is_some() && (*check || diff.is_some() || !matches!(format, Format::Json)) {
+                return Err(
+                    Exit(2, "--sign signs scorecard.json: use it without --check, --diff and --format".into()).into()
+                );
+            }
             let card = scorecard::compute(&ws)?;
             if let Some(rev) = diff {
                 let output = std::process::Command::new("git")
@@ -413,8 +445,28 @@ fn execute(cli: &Cli) -> Result<()> {
                     for reason in &card.reasons {
                         println!("  {reason}");
                     }
+                    if let Some(key) = sign {
+                        let output =
+                            if attestation.is_absolute() { attestation.clone() } else { ws.root().join(attestation) };
+                        let signed = caio_workbench::attest::sign(&ws, key, &output)?;
+                        println!(
+                            "signed: {} scorecard of commit {} and {} artifacts: {}",
+                            signed.decision,
+                            signed.commit,
+                            signed.artifacts.len(),
+                            output.display()
+                        );
+                    }
                 }
             }
+        }
+        Command::Attest { action: AttestAction::Verify { attestation, key, commit } } => {
+            let path = if attestation.is_absolute() { attestation.clone() } else { ws.root().join(attestation) };
+            let verified = caio_workbench::attest::verify(&ws, &path, key, commit.as_deref())?;
+            println!(
+                "attest: the signature holds; scorecard.json ({}) and {} artifacts are the ones signed for commit {}",
+                verified.decision, verified.artifacts, verified.commit
+            );
         }
         Command::Gate { branch } => {
             let card = scorecard::compute(&ws)?;

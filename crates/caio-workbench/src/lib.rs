@@ -12,6 +12,7 @@
 //! never edits a generated file by hand-made rules: generated files only ever
 //! come from rendering notebooks.
 
+pub mod attest;
 pub mod clean;
 pub mod deps;
 pub mod error;
