@@ -105,8 +105,12 @@ struct Overview {
 pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Refusal> {
     let viewer = signed_in(&state, &headers).await?;
     let records = read(&state, &viewer, "services", |store| store.services()).await?;
-    let (traces, chain) =
-        read(&state, &viewer, "dashboard", |store| Ok((views::latest(store)?, views::chain(store)))).await?;
+    let (traces, chain) = read(&state, &viewer, "dashboard", |store| {
+        let traces = views::latest(store)?;
+        let chain = views::chain(store, traces.first());
+        Ok((traces, chain))
+    })
+    .await?;
     let scorecard = scorecard::embedded();
     let failing = scorecard.as_ref().map_or(0, |card| card.invariants.iter().map(|i| i.failing().len()).sum());
     let shared = match state.shared().map(|s| s.status()) {

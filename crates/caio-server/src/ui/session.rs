@@ -8,7 +8,7 @@
 //! the sign-in form, and never put a token in a page or a URL.
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use caio_calculus::security::{Caller, authenticate};
+use caio_calculus::security::Caller;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -37,11 +37,11 @@ pub fn token(headers: &HeaderMap) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-/// Authenticates `token` and checks that it may view the dashboard.
+/// Authenticates `token` (as the API does, rate limit included) and checks
+/// that it may view the dashboard.
 pub async fn viewer(state: &AppState, token: &str) -> Result<(Viewer, Caller), ApiError> {
     let config = &state.0.config;
-    let caller = authenticate(token, &config.route.auth, state.now()).map_err(|e| crate::auth::refused(&e))?;
-    state.0.rate.take(&caller.claims.sub).await.map_err(ApiError::rate_limited)?;
+    let caller = crate::auth::caller(state, Some(token)).await?;
     let permissions = &caller.claims.permissions;
     let admin = permissions.contains(&config.admin_permission);
     let may_view =

@@ -174,13 +174,11 @@ pub fn latest(store: &dyn caio_store::Store) -> Result<Vec<Trace>, caio_store::S
     Ok(traces)
 }
 
-/// Verifies the newest [`VERIFIED`] traces against the recorded head.
-pub fn chain(store: &dyn caio_store::Store) -> ChainStatus {
-    let from = match store.head() {
-        Ok(Some(head)) => head.seq.saturating_sub(VERIFIED - 1),
-        Ok(None) => return ChainStatus { valid: true, message: "the log is empty".into() },
-        Err(e) => return ChainStatus { valid: false, message: format!("the store cannot be read: {e}") },
-    };
+/// Verifies the newest [`VERIFIED`] traces up to `head` (the newest of
+/// [`latest`]) against the recorded head.
+pub fn chain(store: &dyn caio_store::Store, head: Option<&Trace>) -> ChainStatus {
+    let Some(head) = head else { return ChainStatus { valid: true, message: "the log is empty".into() } };
+    let from = head.seq.saturating_sub(VERIFIED - 1);
     match store.verify(Some(from), None) {
         Ok(report) if report.anchored => ChainStatus {
             valid: true,
