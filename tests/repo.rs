@@ -25,6 +25,17 @@ fn notebooks_are_clean() {
     }
 }
 
+#[test]
+fn gitattributes_route_notebooks_and_generated_files_to_the_drivers() {
+    let attributes = std::fs::read_to_string(root().join(".gitattributes")).unwrap();
+    for line in caio_workbench::hooks::attribute_lines(&Workspace::new(root())).unwrap() {
+        assert!(
+            attributes.lines().any(|l| l == line),
+            ".gitattributes lacks `{line}`: run `cargo xtask hooks install` and commit .gitattributes"
+        );
+    }
+}
+
 fn rust_files(dirs: &[&str]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for dir in dirs {

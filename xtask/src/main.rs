@@ -166,7 +166,36 @@ enum Command {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
         minutes: u64,
     },
-    /// Install or remove the git hooks (pre-commit: check; pre-push: validate).
+    /// git's merge driver for notebooks, cell by cell (registered by `hooks install`; git passes %O %A %B %P).
+    ///
+    /// Writes the merged notebook over OURS and exits 0, or 1 when a cell holds a conflict
+    /// (git's markers in its source, a markdown cell above it saying so; the notebook stays
+    /// valid). Outputs never conflict; when the merged code is neither side's, execution counts
+    /// are cleared until `cargo xtask run`. With --generated, for files the workbench writes:
+    /// keeps OURS and exits 1 naming the command that regenerates the file.
+    MergeDriver {
+        /// The files are generated (crate modules, artifacts, scorecard.json): never merge them as text.
+        #[arg(long)]
+        generated: bool,
+        /// The common ancestor (%O).
+        base: PathBuf,
+        /// Ours (%A): replaced by the result.
+        ours: PathBuf,
+        /// Theirs (%B).
+        theirs: PathBuf,
+        /// The path in the repository (%P), for messages.
+        path: String,
+    },
+    /// Show notebook changes against a revision as cell source diffs, outputs summarized.
+    Diff {
+        /// The revision the working tree is compared with.
+        #[arg(default_value = "HEAD", value_name = "GIT_REV")]
+        rev: String,
+        /// Print this notebook as text instead (git's `textconv` diff driver, registered by `hooks install`).
+        #[arg(long, value_name = "NOTEBOOK", conflicts_with = "rev")]
+        textconv: Option<PathBuf>,
+    },
+    /// Install or remove the git hooks (pre-commit and pre-merge-commit: check; pre-push: validate) and the notebook merge and diff drivers.
     Hooks {
         #[command(subcommand)]
         action: HookAction,
@@ -315,6 +344,33 @@ fn main() -> ExitCode {
 }
 
 fn execute(cli: &Cli) -> Result<()> {
+    // git runs these two on files of its own, wherever the workspace is.
+    match &cli.command {
+        Command::MergeDriver { generated, base, ours, theirs, path } => {
+            let versions = caio_workbench::merge::Versions { base, ours, theirs, path };
+            let report = if *generated {
+                caio_workbench::merge::generated(versions)
+            } else {
+                caio_workbench::merge::notebook(versions).map_err(|e| Exit(2, e.to_string()))?
+            };
+            for conflict in &report.conflicts {
+                eprintln!("caio merge: {path}: {conflict}");
+            }
+            if let Some(then) = &report.then {
+                eprintln!("caio merge: {path}: {then}");
+            }
+            if !report.merged() {
+                let n = report.conflicts.len();
+                return Err(Exit(1, format!("{path}: {n} conflict{} left to resolve", if n == 1 { "" } else { "s" })).into());
+            }
+            return Ok(());
+        }
+        Command::Diff { textconv: Some(file), .. } => {
+            print!("{}", caio_workbench::diff::textconv_file(file).map_err(|e| Exit(2, e.to_string()))?);
+            return Ok(());
+        }
+        _ => {}
+    }
     let ws = match &cli.workspace {
         Some(dir) => Workspace::open(dir),
         None => Workspace::discover(&std::env::current_dir()?),
@@ -563,6 +619,15 @@ fn execute(cli: &Cli) -> Result<()> {
             );
         }
         Command::Validate { run, branch } => validate(&ws, run, branch.as_deref(), cli.quiet)?,
+        Command::MergeDriver { .. } | Command::Diff { textconv: Some(_), .. } => unreachable!("handled above"),
+        Command::Diff { rev, textconv: None } => {
+            let changes = caio_workbench::diff::against(&ws, rev)?;
+            for (path, text) in &changes {
+                println!("{path}");
+                print!("{text}");
+            }
+            println!("diff: {} notebooks differ from {rev}", changes.len());
+        }
         Command::Hooks { action } => {
             let report = match action {
                 HookAction::Install { force } => hooks::install(&ws, *force)?,

@@ -259,6 +259,14 @@ impl Cell {
         }
     }
 
+    /// The cell metadata.
+    pub fn metadata(&self) -> &Metadata {
+        match self {
+            Cell::Code(c) => &c.metadata,
+            Cell::Markdown(c) | Cell::Raw(c) => &c.metadata,
+        }
+    }
+
     /// The cell metadata, mutable.
     pub fn metadata_mut(&mut self) -> &mut Metadata {
         match self {

@@ -1,12 +1,19 @@
 //! `cargo xtask hooks install|uninstall`: git hooks that keep the promises
-//! before work leaves the machine. pre-commit runs the fast checks
-//! on what is staged (`cargo xtask check --staged`), since that is what
-//! the commit will hold; pre-push runs `cargo xtask validate`.
+//! before work leaves the machine, and git's drivers for notebooks.
+//!
+//! pre-commit runs the fast checks on what is staged (`cargo xtask check
+//! --staged`), since that is what the commit will hold; pre-merge-commit
+//! runs the same before git records a merge that had no conflict (git skips
+//! pre-commit then); pre-push runs `cargo xtask validate`. The drivers go
+//! into the clone's own `.git/config` (`merge.caio-notebook`,
+//! `merge.caio-generated`, `diff.caio-notebook`), and `.gitattributes`, which
+//! is committed, routes notebooks and generated files to them.
 //!
 //! Installing twice is harmless. A hook that caio did not write is never
 //! overwritten silently: install refuses and says how to proceed
 //! (`--force` keeps the old hook as `<name>.orig`). Uninstall removes only
-//! caio's hooks.
+//! caio's hooks and drivers, and leaves `.gitattributes` (it is the
+//! repository's, and without the drivers git ignores its entries).
 
 use std::path::PathBuf;
 
@@ -22,8 +29,100 @@ fn script(command: &str) -> String {
 }
 
 /// (hook name, its script)
-fn hooks() -> [(&'static str, String); 2] {
-    [("pre-commit", script("check --staged")), ("pre-push", script("validate"))]
+fn hooks() -> [(&'static str, String); 3] {
+    [
+        ("pre-commit", script("check --staged")),
+        ("pre-merge-commit", script("check --staged")),
+        ("pre-push", script("validate")),
+    ]
+}
+
+/// (git config key, value) of the drivers.
+const DRIVERS: &[(&str, &str)] = &[
+    ("merge.caio-notebook.name", "caio: notebooks merged cell by cell"),
+    ("merge.caio-notebook.driver", "cargo xtask merge-driver %O %A %B %P"),
+    ("merge.caio-generated.name", "caio: generated files are regenerated, never merged as text"),
+    ("merge.caio-generated.driver", "cargo xtask merge-driver --generated %O %A %B %P"),
+    ("diff.caio-notebook.textconv", "cargo xtask diff --textconv"),
+    // Hunk headers name the cell a change is in.
+    ("diff.caio-notebook.xfuncname", "^# %% cell .*$"),
+];
+
+/// The first line of caio's block in `.gitattributes`.
+const ATTRIBUTES_MARK: &str =
+    "# Notebooks merge and diff cell by cell; generated files are regenerated (`cargo xtask hooks install`).";
+
+/// The `.gitattributes` lines that route files to the drivers: notebooks,
+/// the source directories extract writes, the artifacts and the scorecard.
+pub fn attribute_lines(ws: &Workspace) -> Result<Vec<String>> {
+    let mut lines = vec!["*.ipynb merge=caio-notebook diff=caio-notebook".to_owned()];
+    let plan = crate::extract::plan(ws)?;
+    let dirs: std::collections::BTreeSet<String> = plan
+        .files
+        .iter()
+        .filter_map(|f| f.path.find("/src/").map(|at| f.path[..at + "/src".len()].to_owned()))
+        .collect();
+    lines.extend(dirs.into_iter().map(|dir| format!("{dir}/** merge=caio-generated")));
+    lines.push("artifacts/*.json merge=caio-generated".to_owned());
+    lines.push("scorecard.json merge=caio-generated".to_owned());
+    Ok(lines)
+}
+
+fn git_config(ws: &Workspace, args: &[&str]) -> Result<bool> {
+    let status = std::process::Command::new("git")
+        .arg("config")
+        .arg("--local")
+        .args(args)
+        .current_dir(ws.root())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| Error::io(".", "run git for", e))?;
+    Ok(status.success())
+}
+
+/// Registers the drivers and makes `.gitattributes` route files to them.
+fn install_drivers(ws: &Workspace, report: &mut Report) -> Result<()> {
+    let mut changed = false;
+    for (key, value) in DRIVERS {
+        let current = std::process::Command::new("git")
+            .args(["config", "--local", "--get", key])
+            .current_dir(ws.root())
+            .output()
+            .map_err(|e| Error::io(".", "run git for", e))?;
+        if String::from_utf8_lossy(&current.stdout).trim_end() != *value {
+            if !git_config(ws, &[key, value])? {
+                return Err(Error::File { path: ".git/config".into(), message: format!("git config {key} failed") });
+            }
+            changed = true;
+        }
+    }
+    report.push(("merge and diff drivers".into(), if changed { "installed" } else { "already installed" }));
+    let path = ws.path(".gitattributes");
+    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+    let present: std::collections::BTreeSet<&str> = existing.lines().map(str::trim).collect();
+    let missing: Vec<String> = attribute_lines(ws)?.into_iter().filter(|l| !present.contains(l.as_str())).collect();
+    if missing.is_empty() {
+        report.push((".gitattributes".into(), "already routes notebooks and generated files"));
+        return Ok(());
+    }
+    let mut text = existing.clone();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if !present.contains(ATTRIBUTES_MARK) {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(ATTRIBUTES_MARK);
+        text.push('\n');
+    }
+    for line in missing {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    fsutil::write_atomic(&path, text.as_bytes())?;
+    report.push((".gitattributes".into(), "updated (commit it)"));
+    Ok(())
 }
 
 fn hooks_dir(ws: &Workspace) -> Result<PathBuf> {
@@ -117,6 +216,7 @@ pub fn install(ws: &Workspace, force: bool) -> Result<Report> {
         make_executable(&path)?;
         report.push((name.to_string(), "installed"));
     }
+    install_drivers(ws, &mut report)?;
     Ok(report)
 }
 
@@ -135,6 +235,11 @@ pub fn uninstall(ws: &Workspace) -> Result<Report> {
             Err(_) => report.push((name.to_string(), "not installed")),
         }
     }
+    let mut removed = false;
+    for section in ["merge.caio-notebook", "merge.caio-generated", "diff.caio-notebook"] {
+        removed |= git_config(ws, &["--remove-section", section])?;
+    }
+    report.push(("merge and diff drivers".into(), if removed { "removed" } else { "not installed" }));
     Ok(report)
 }
 

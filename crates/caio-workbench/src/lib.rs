@@ -15,6 +15,7 @@
 pub mod attest;
 pub mod clean;
 pub mod deps;
+pub mod diff;
 pub mod error;
 pub mod extract;
 pub mod fsutil;
@@ -22,6 +23,7 @@ pub mod fuzz;
 pub mod gate;
 pub mod hooks;
 pub mod licenses;
+pub mod merge;
 pub mod mutants;
 pub mod pins;
 pub mod progress;

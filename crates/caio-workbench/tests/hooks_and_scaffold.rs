@@ -21,9 +21,24 @@ fn hooks_install_twice_harmlessly_and_uninstall_only_their_own() {
     let (dir, ws) = git_repo();
     let hooks_dir = dir.path().join(".git/hooks");
     let installed = hooks::install(&ws, false).unwrap();
-    assert_eq!(installed, [("pre-commit".to_string(), "installed"), ("pre-push".to_string(), "installed")]);
-    let script = std::fs::read_to_string(hooks_dir.join("pre-commit")).unwrap();
-    assert!(script.ends_with("exec cargo xtask check --staged\n"), "{script}");
+    let expected = [
+        ("pre-commit", "installed"),
+        ("pre-merge-commit", "installed"),
+        ("pre-push", "installed"),
+        ("merge and diff drivers", "installed"),
+        (".gitattributes", "updated (commit it)"),
+    ];
+    assert_eq!(installed, expected.map(|(n, w)| (n.to_string(), w)));
+    for hook in ["pre-commit", "pre-merge-commit"] {
+        let script = std::fs::read_to_string(hooks_dir.join(hook)).unwrap();
+        assert!(script.ends_with("exec cargo xtask check --staged\n"), "{script}");
+    }
+    let config = |key: &str| {
+        let output = Command::new("git").args(["config", "--get", key]).current_dir(dir.path()).output().unwrap();
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    assert_eq!(config("merge.caio-generated.driver"), "cargo xtask merge-driver --generated %O %A %B %P");
+    assert_eq!(std::fs::read_to_string(dir.path().join(".gitattributes")).unwrap(), "# Notebooks merge and diff cell by cell; generated files are regenerated (`cargo xtask hooks install`).\n*.ipynb merge=caio-notebook diff=caio-notebook\nartifacts/*.json merge=caio-generated\nscorecard.json merge=caio-generated\n");
     assert!(std::fs::read_to_string(hooks_dir.join("pre-push")).unwrap().ends_with("exec cargo xtask validate\n"));
     #[cfg(unix)]
     {
@@ -31,10 +46,13 @@ fn hooks_install_twice_harmlessly_and_uninstall_only_their_own() {
         assert_eq!(std::fs::metadata(hooks_dir.join("pre-commit")).unwrap().permissions().mode() & 0o111, 0o111);
     }
     let again = hooks::install(&ws, false).unwrap();
-    assert!(again.iter().all(|(_, what)| *what == "already installed"));
+    assert!(again[..4].iter().all(|(_, what)| *what == "already installed"), "{again:?}");
+    assert_eq!(again[4], (".gitattributes".to_string(), "already routes notebooks and generated files"));
     let removed = hooks::uninstall(&ws).unwrap();
-    assert!(removed.iter().all(|(_, what)| *what == "removed"));
+    assert!(removed.iter().all(|(_, what)| *what == "removed"), "{removed:?}");
     assert!(!hooks_dir.join("pre-commit").exists());
+    assert_eq!(config("merge.caio-notebook.driver"), "", "the drivers are gone from .git/config");
+    assert!(dir.path().join(".gitattributes").exists(), ".gitattributes is the repository's and stays");
 }
 
 #[test]
