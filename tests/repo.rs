@@ -170,7 +170,10 @@ fn the_oracle_uses_only_the_calculus_data_types() {
 fn the_core_does_not_depend_on_the_shell() {
     let manifest = std::fs::read_to_string(root().join("crates/caio-calculus/Cargo.toml")).unwrap();
     for shell in ["caio-store", "caio-server", "\"caio\"", "tokio", "axum", "rusqlite", "reqwest"] {
-        assert!(!manifest.contains(shell), "crates/caio-calculus/Cargo.toml depends on `{shell}`: the core must not depend on the shell");
+        assert!(
+            !manifest.contains(shell),
+            "crates/caio-calculus/Cargo.toml depends on `{shell}`: the core must not depend on the shell"
+        );
     }
 }
 
@@ -180,10 +183,16 @@ fn the_core_does_not_depend_on_the_shell() {
 #[test]
 fn the_runtime_never_carries_the_example_keys() {
     let lib = std::fs::read_to_string(root().join("crates/caio-calculus/src/lib.rs")).unwrap();
-    assert!(lib.contains("#[cfg(any(test, feature = \"examples\"))]\n#[rustfmt::skip]\npub mod examples;"), "the examples module must be gated");
+    assert!(
+        lib.contains("#[cfg(any(test, feature = \"examples\"))]\n#[rustfmt::skip]\npub mod examples;"),
+        "the examples module must be gated"
+    );
     for runtime in ["crates/caio/Cargo.toml", "crates/caio-server/Cargo.toml", "crates/caio-store/Cargo.toml"] {
         let manifest = std::fs::read_to_string(root().join(runtime)).unwrap();
         let dependencies = manifest.split("[dev-dependencies]").next().unwrap();
-        assert!(!dependencies.contains("examples"), "{runtime} enables the examples feature outside its dev-dependencies");
+        assert!(
+            !dependencies.contains("examples"),
+            "{runtime} enables the examples feature outside its dev-dependencies"
+        );
     }
 }

@@ -195,6 +195,12 @@ enum Command {
         #[arg(long, value_name = "NOTEBOOK", conflicts_with = "rev")]
         textconv: Option<PathBuf>,
     },
+    /// Build a static HTML site from the notebooks: every notebook a page, the invariants linked to their evidence, the scorecard.
+    Docs {
+        /// The directory of the site (replaced whole by each build; never a directory it did not build).
+        #[arg(long, short, default_value = caio_workbench::docs::DEFAULT_OUTPUT, value_name = "DIR")]
+        output: PathBuf,
+    },
     /// Install or remove the git hooks (pre-commit and pre-merge-commit: check; pre-push: validate) and the notebook merge and diff drivers.
     Hooks {
         #[command(subcommand)]
@@ -361,7 +367,9 @@ fn execute(cli: &Cli) -> Result<()> {
             }
             if !report.merged() {
                 let n = report.conflicts.len();
-                return Err(Exit(1, format!("{path}: {n} conflict{} left to resolve", if n == 1 { "" } else { "s" })).into());
+                return Err(
+                    Exit(1, format!("{path}: {n} conflict{} left to resolve", if n == 1 { "" } else { "s" })).into()
+                );
             }
             return Ok(());
         }
@@ -620,6 +628,20 @@ fn execute(cli: &Cli) -> Result<()> {
         }
         Command::Validate { run, branch } => validate(&ws, run, branch.as_deref(), cli.quiet)?,
         Command::MergeDriver { .. } | Command::Diff { textconv: Some(_), .. } => unreachable!("handled above"),
+        Command::Docs { output } => {
+            let started = Instant::now();
+            let output = if output.is_absolute() { output.clone() } else { ws.root().join(output) };
+            let report = caio_workbench::docs::build(&ws, &output)?;
+            println!(
+                "docs: {} pages, {} files, {} bytes in {} ({:.2}s); open {}",
+                report.pages.len(),
+                report.files,
+                report.bytes,
+                output.display(),
+                started.elapsed().as_secs_f64(),
+                output.join("index.html").display()
+            );
+        }
         Command::Diff { rev, textconv: None } => {
             let changes = caio_workbench::diff::against(&ws, rev)?;
             for (path, text) in &changes {

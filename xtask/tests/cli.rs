@@ -48,6 +48,12 @@ fn every_command_has_help() {
         "new-invariant",
         "mutants",
         "fuzz",
+        "merge-driver",
+        "diff",
+        "docs",
+        "sbom",
+        "licenses",
+        "attest",
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args([command, "--help"]).output().unwrap();
         assert!(output.status.success(), "{command} --help failed");

@@ -166,7 +166,11 @@ fn exported_cells_changed_on_both_sides_merge_and_name_what_to_regenerate() {
             assert!(a.xtask(&["extract"]).status.success());
         },
         |b| {
-            b.edit(NOTEBOOK, "pub(crate) fn twice(x: f64) -> f64 { x * 2.0 }", "pub(crate) fn twice(x: f64) -> f64 { x + x }");
+            b.edit(
+                NOTEBOOK,
+                "pub(crate) fn twice(x: f64) -> f64 { x * 2.0 }",
+                "pub(crate) fn twice(x: f64) -> f64 { x + x }",
+            );
             assert!(b.xtask(&["extract"]).status.success());
         },
     );

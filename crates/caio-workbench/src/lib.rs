@@ -16,6 +16,7 @@ pub mod attest;
 pub mod clean;
 pub mod deps;
 pub mod diff;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod fsutil;

@@ -143,6 +143,11 @@ pub struct InvariantResult {
 const COUNTEREXAMPLES_SHOWN: usize = 5;
 
 impl InvariantResult {
+    /// How many of its checks hold.
+    pub fn checks_holding(&self) -> usize {
+        self.checks.iter().filter(|c| c.passed).count()
+    }
+
     /// The severity as a word.
     pub fn severity_word(&self) -> &'static str {
         severity_word(self.severity)

@@ -38,7 +38,10 @@ fn hooks_install_twice_harmlessly_and_uninstall_only_their_own() {
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     };
     assert_eq!(config("merge.caio-generated.driver"), "cargo xtask merge-driver --generated %O %A %B %P");
-    assert_eq!(std::fs::read_to_string(dir.path().join(".gitattributes")).unwrap(), "# Notebooks merge and diff cell by cell; generated files are regenerated (`cargo xtask hooks install`).\n*.ipynb merge=caio-notebook diff=caio-notebook\nartifacts/*.json merge=caio-generated\nscorecard.json merge=caio-generated\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".gitattributes")).unwrap(),
+        "# Notebooks merge and diff cell by cell; generated files are regenerated (`cargo xtask hooks install`).\n*.ipynb merge=caio-notebook diff=caio-notebook\nartifacts/*.json merge=caio-generated\nscorecard.json merge=caio-generated\n"
+    );
     assert!(std::fs::read_to_string(hooks_dir.join("pre-push")).unwrap().ends_with("exec cargo xtask validate\n"));
     #[cfg(unix)]
     {

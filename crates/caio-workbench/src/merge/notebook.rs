@@ -135,7 +135,11 @@ fn merge_both(key: &str, base: Option<&Cell>, ours: &Cell, theirs: &Cell, confli
         Some(Some(k)) if *k == kind(theirs) && *k != kind(ours) => theirs.clone(),
         Some(_) => ours.clone(),
         None => {
-            conflicts.push(format!("{name}: made a {} cell on ours and a {} cell on theirs; kept ours", kind(ours), kind(theirs)));
+            conflicts.push(format!(
+                "{name}: made a {} cell on ours and a {} cell on theirs; kept ours",
+                kind(ours),
+                kind(theirs)
+            ));
             ours.clone()
         }
     };
@@ -179,11 +183,8 @@ fn order(base: &[String], ours: &[String], theirs: &[String], kept: &BTreeSet<St
         side.iter().filter(|k| other.contains(k)).cloned().collect()
     };
     let ours_reordered = common(ours, base) != relative(ours);
-    let (primary, secondary) = if ours_reordered || common(theirs, base) == relative(theirs) {
-        (ours, theirs)
-    } else {
-        (theirs, ours)
-    };
+    let (primary, secondary) =
+        if ours_reordered || common(theirs, base) == relative(theirs) { (ours, theirs) } else { (theirs, ours) };
     let mut result: Vec<String> = primary.iter().filter(|k| kept.contains(*k)).cloned().collect();
     let mut placed: BTreeSet<String> = result.iter().cloned().collect();
     for (index, key) in secondary.iter().enumerate() {
@@ -270,7 +271,12 @@ fn notice(id: &str, message: &str, taken: &BTreeSet<String>) -> Cell {
          `<<<<<<< ours`, `=======` and `>>>>>>> theirs` lines and this cell, then run `cargo xtask run` \
          on this notebook and `cargo xtask extract`.\n"
     );
-    Cell::Markdown(TextCell { id: Some(id), source: MultilineText::from_text(&text), metadata: Metadata::new(), extra: Metadata::new() })
+    Cell::Markdown(TextCell {
+        id: Some(id),
+        source: MultilineText::from_text(&text),
+        metadata: Metadata::new(),
+        extra: Metadata::new(),
+    })
 }
 
 /// Merges `ours` and `theirs`, both descended from `base`.
