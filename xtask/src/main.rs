@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use caio_workbench::scorecard::{self, Decision};
-use caio_workbench::{Workspace, clean, extract, gate, hooks, mutants, runner, scaffold, sync, verify};
+use caio_workbench::{Workspace, clean, extract, gate, hooks, mutants, runner, scaffold, stamp, sync, verify};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -115,12 +115,19 @@ enum Command {
         staged: bool,
     },
     /// The main job: extract --check, clean --check, run --check, verify, scorecard, gate.
+    ///
+    /// Prints each step's time, and all of them at the end. When no file of the workspace
+    /// (outside target/ and .git/), the workbench and the toolchain changed since the last
+    /// validate that passed with the same flags and branch, it says so and stops there.
     Validate {
         #[command(flatten)]
         run: RunArgs,
         /// The branch the gate judges (default: from the CI environment, else git).
         #[arg(long)]
         branch: Option<String>,
+        /// Run every step even if nothing changed since the last validate that passed.
+        #[arg(long)]
+        force: bool,
     },
     /// Plant each curated bug of tests/mutants in a scratch copy and check that the evidence turns red.
     ///
@@ -626,7 +633,7 @@ fn execute(cli: &Cli) -> Result<()> {
                 cases as f64 / elapsed.max(1e-9)
             );
         }
-        Command::Validate { run, branch } => validate(&ws, run, branch.as_deref(), cli.quiet)?,
+        Command::Validate { run, branch, force } => validate(&ws, run, branch.as_deref(), *force, cli.quiet)?,
         Command::MergeDriver { .. } | Command::Diff { textconv: Some(_), .. } => unreachable!("handled above"),
         Command::Docs { output } => {
             let started = Instant::now();
@@ -694,8 +701,28 @@ fn gate_step(ws: &Workspace, branch: Option<&str>, card: &scorecard::Scorecard) 
 /// Every check in order, each reported on one line; fails if any failed.
 /// With `--check` nothing is written: stale evidence is an error instead of
 /// being recomputed (what CI runs).
-fn validate(ws: &Workspace, run: &RunArgs, branch: Option<&str>, quiet: bool) -> Result<()> {
+fn validate(ws: &Workspace, run: &RunArgs, branch: Option<&str>, force: bool, quiet: bool) -> Result<()> {
+    let started = Instant::now();
+    // What else shapes the outcome: the mode, the branch the gate judges, the limits.
+    let context = gate::branch(ws, branch).ok().map(|branch| {
+        format!("check={} branch={branch} timeout={} max_output={}", run.check, run.timeout, run.max_output)
+    });
+    let fingerprint = |context: &Option<String>| context.as_ref().and_then(|c| stamp::fingerprint(ws, c).ok());
+    if force {
+        stamp::forget(ws);
+    } else if let Some(before) = fingerprint(&context)
+        && stamp::passed_before(ws, &before)
+    {
+        println!(
+            "validate: nothing changed since the last validate that passed ({} files, the workbench and the toolchain compared in {:.2}s); `--force` runs every step",
+            before.files,
+            started.elapsed().as_secs_f64()
+        );
+        println!("validate: ok");
+        return Ok(());
+    }
     let mut failures = Vec::new();
+    let mut times: Vec<(String, f64)> = Vec::new();
     let mut step = |name: &str, f: &mut dyn FnMut() -> Result<String>| {
         let started = Instant::now();
         let (status, detail) = match f() {
@@ -705,7 +732,9 @@ fn validate(ws: &Workspace, run: &RunArgs, branch: Option<&str>, quiet: bool) ->
                 ("FAILED", String::new())
             }
         };
-        println!("{name:<16} {status:<7} {:>7.2}s  {detail}", started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
+        println!("{name:<16} {status:<7} {seconds:>7.2}s  {detail}");
+        times.push((name.to_owned(), seconds));
     };
     step("extract --check", &mut || {
         Ok(extract::run(ws, extract::Options { check: true, force: false })
@@ -741,10 +770,17 @@ fn validate(ws: &Workspace, run: &RunArgs, branch: Option<&str>, quiet: bool) ->
         Some(card) => gate_step(ws, branch, card),
         None => anyhow::bail!("no scorecard to judge"),
     });
+    let spent: Vec<String> = times.iter().map(|(name, seconds)| format!("{name} {seconds:.2}s")).collect();
+    println!("validate: {:.2}s: {}", started.elapsed().as_secs_f64(), spent.join(", "));
     if failures.is_empty() {
+        // The state after the steps (they may have written evidence) is the one that passed.
+        if let Some(after) = fingerprint(&context) {
+            stamp::record_pass(ws, &after)?;
+        }
         println!("validate: ok");
         Ok(())
     } else {
+        stamp::forget(ws);
         anyhow::bail!("validate failed:\n{}", failures.join("\n"))
     }
 }

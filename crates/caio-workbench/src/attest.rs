@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -79,18 +78,6 @@ fn sha256_file(path: &Path, shown: &str) -> Result<String> {
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
-fn git(ws: &Workspace, args: &[&str]) -> Result<String> {
-    let output =
-        Command::new("git").args(args).current_dir(ws.root()).output().map_err(|e| Error::io("git", "run", e))?;
-    if !output.status.success() {
-        return Err(Error::File {
-            path: ws.root().display().to_string(),
-            message: format!("`git {}` failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
-}
-
 /// The artifacts of the tree, by path, with their digests.
 fn artifacts(ws: &Workspace) -> Result<BTreeMap<String, String>> {
     let dir = ws.path("artifacts");
@@ -108,14 +95,14 @@ fn artifacts(ws: &Workspace) -> Result<BTreeMap<String, String>> {
 
 /// The commit the tree's evidence is, refusing evidence that differs from it.
 fn committed_evidence(ws: &Workspace) -> Result<String> {
-    let changed = git(ws, &["status", "--porcelain", "--", "scorecard.json", "artifacts"])?;
+    let changed = crate::git::text(ws, &["status", "--porcelain", "--", "scorecard.json", "artifacts"])?;
     if !changed.is_empty() {
         return Err(Error::File {
             path: "scorecard.json".into(),
             message: format!("the evidence differs from the commit (commit it first, then sign):\n{changed}"),
         });
     }
-    git(ws, &["rev-parse", "HEAD"])
+    crate::git::text(ws, &["rev-parse", "HEAD"])
 }
 
 fn read_key(path: &Path) -> Result<String> {
@@ -191,8 +178,8 @@ pub fn verify(ws: &Workspace, path: &Path, key: &Path, commit: Option<&str>) -> 
     })?;
     let mut problems = Vec::new();
     let expected = match commit {
-        Some(rev) => git(ws, &["rev-parse", &format!("{rev}^{{commit}}")])?,
-        None => git(ws, &["rev-parse", "HEAD"])?,
+        Some(rev) => crate::git::text(ws, &["rev-parse", &format!("{rev}^{{commit}}")])?,
+        None => crate::git::text(ws, &["rev-parse", "HEAD"])?,
     };
     if attestation.commit != expected {
         problems.push(Error::File {

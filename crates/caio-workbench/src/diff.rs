@@ -162,21 +162,6 @@ pub fn notebooks(old: &Notebook, new: &Notebook) -> String {
     out
 }
 
-fn git(ws: &Workspace, args: &[&str]) -> Result<Vec<u8>> {
-    let output = std::process::Command::new("git")
-        .args(args)
-        .current_dir(ws.root())
-        .output()
-        .map_err(|e| Error::io(".", "run git for", e))?;
-    if !output.status.success() {
-        return Err(Error::File {
-            path: ".".into(),
-            message: format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()),
-        });
-    }
-    Ok(output.stdout)
-}
-
 fn parse(text: &str, label: &str) -> Result<Notebook> {
     Notebook::parse(text).map_err(|problem| Error::File { path: label.to_owned(), message: problem.to_string() })
 }
@@ -184,15 +169,17 @@ fn parse(text: &str, label: &str) -> Result<Notebook> {
 /// Every notebook that differs between `rev` and the working tree, each
 /// with its cell-level changes (a path and what happened to it).
 pub fn against(ws: &Workspace, rev: &str) -> Result<Vec<(String, String)>> {
-    git(ws, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")]).map_err(|_| Error::File {
-        path: ".".into(),
-        message: format!("`{rev}` is not a commit of this repository: give a branch, tag or commit id"),
+    crate::git::output(ws, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")]).map_err(|_| {
+        Error::File {
+            path: ".".into(),
+            message: format!("`{rev}` is not a commit of this repository: give a branch, tag or commit id"),
+        }
     })?;
-    let listing = git(ws, &["diff", "--name-status", "--no-renames", "-z", rev, "--", "*.ipynb"])?;
+    let listing = crate::git::output(ws, &["diff", "--name-status", "--no-renames", "-z", rev, "--", "*.ipynb"])?;
     let listing = String::from_utf8_lossy(&listing).into_owned();
     let fields: Vec<&str> = listing.split('\0').filter(|f| !f.is_empty()).collect();
     // `git diff` names paths from the repository's top; the workspace may sit below it.
-    let prefix = String::from_utf8_lossy(&git(ws, &["rev-parse", "--show-prefix"])?).trim().to_owned();
+    let prefix = crate::git::text(ws, &["rev-parse", "--show-prefix"])?;
     let mut changes = Vec::new();
     for pair in fields.chunks(2) {
         let [status, path] = pair else { continue };
@@ -200,7 +187,7 @@ pub fn against(ws: &Workspace, rev: &str) -> Result<Vec<(String, String)>> {
         let old = if status.starts_with('A') {
             None
         } else {
-            let text = git(ws, &["show", &format!("{rev}:./{rel}")])?;
+            let text = crate::git::output(ws, &["show", &format!("{rev}:./{rel}")])?;
             Some(parse(&String::from_utf8_lossy(&text), &format!("{rev}:{rel}"))?)
         };
         let new = if status.starts_with('D') {

@@ -143,20 +143,7 @@ fn hooks_dir(ws: &Workspace) -> Result<PathBuf> {
 /// notebook staged without its regenerated file is drift in the commit,
 /// even if the working tree has the file).
 pub fn staged_copy(ws: &Workspace) -> Result<Workspace> {
-    let git = |args: &[&str]| -> Result<String> {
-        let output = std::process::Command::new("git")
-            .args(args)
-            .current_dir(ws.root())
-            .output()
-            .map_err(|e| Error::io(".", "run git for", e))?;
-        if !output.status.success() {
-            return Err(Error::File {
-                path: ".".into(),
-                message: format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()),
-            });
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
-    };
+    let git = |args: &[&str]| crate::git::text(ws, args);
     // Where the workspace sits inside the repository (empty at its root).
     let prefix = git(&["rev-parse", "--show-prefix"])?;
     let dir = ws.path("target/caio-staged");

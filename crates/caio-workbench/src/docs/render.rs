@@ -284,7 +284,7 @@ mod tests {
         let r = render(serde_json::json!([
             {"cell_type": "code", "id": "c", "metadata": {}, "execution_count": 1, "source": "//| export\npub fn f() -> u8 { 1 < 2 }",
              "outputs": [{"output_type": "stream", "name": "stdout", "text": "<b>\n"}]},
-            {"cell_type": "code", "id": "h", "metadata": {}, "execution_count": 2, "source": "//| hide\nlet secret = 1;", "outputs": []},
+            {"cell_type": "code", "id": "h", "metadata": {}, "execution_count": 2, "source": "//| export\n//| hide\npub fn secret() {}", "outputs": []},
             {"cell_type": "code", "id": "e", "metadata": {}, "execution_count": 3, "source": "1",
              "outputs": [{"output_type": "execute_result", "execution_count": 3, "metadata": {},
                           "data": {"text/plain": "1", "image/svg+xml": "<svg></svg>"}}]}
