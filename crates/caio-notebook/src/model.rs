@@ -259,6 +259,15 @@ impl Cell {
         }
     }
 
+    /// `code`, `markdown` or `raw`, as nbformat's `cell_type` says.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cell::Code(_) => "code",
+            Cell::Markdown(_) => "markdown",
+            Cell::Raw(_) => "raw",
+        }
+    }
+
     /// The cell metadata.
     pub fn metadata(&self) -> &Metadata {
         match self {

@@ -21,14 +21,6 @@ use similar::TextDiff;
 use crate::error::{Error, Result};
 use crate::workspace::Workspace;
 
-fn kind(cell: &Cell) -> &'static str {
-    match cell {
-        Cell::Code(_) => "code",
-        Cell::Markdown(_) => "markdown",
-        Cell::Raw(_) => "raw",
-    }
-}
-
 fn short_digest(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
@@ -72,7 +64,7 @@ fn outputs_of(cell: &Cell) -> Vec<String> {
 }
 
 fn cell_name(index: usize, cell: &Cell) -> String {
-    format!("cell {} `{}` ({})", index + 1, cell.id().unwrap_or("no id"), kind(cell))
+    format!("cell {} `{}` ({})", index + 1, cell.id().unwrap_or("no id"), cell.kind())
 }
 
 /// A notebook as text for git's diff driver: each cell's kind, id and
@@ -118,8 +110,8 @@ pub fn notebooks(old: &Notebook, new: &Notebook) -> String {
         };
         let previous = &old.cells[before];
         let mut changes = Vec::new();
-        if kind(previous) != kind(cell) {
-            changes.push(format!("was a {} cell", kind(previous)));
+        if previous.kind() != cell.kind() {
+            changes.push(format!("was a {} cell", previous.kind()));
         }
         let moved = old.cells[..before].iter().filter(|c| c.id().is_some_and(|id| new_at.contains_key(id))).count()
             != new.cells[..index].iter().filter(|c| c.id().is_some_and(|id| old_at.contains_key(id))).count();

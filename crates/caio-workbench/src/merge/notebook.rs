@@ -55,20 +55,8 @@ fn keyed(notebook: &Notebook) -> Vec<(String, &Cell)> {
 /// What a cell says, without what running it produced: its kind, source,
 /// metadata and unknown fields (attachments); never outputs or counts.
 fn content(cell: &Cell) -> Value {
-    let (kind, source, metadata, extra) = match cell {
-        Cell::Code(c) => ("code", &c.source, &c.metadata, &c.extra),
-        Cell::Markdown(c) => ("markdown", &c.source, &c.metadata, &c.extra),
-        Cell::Raw(c) => ("raw", &c.source, &c.metadata, &c.extra),
-    };
-    serde_json::json!([kind, source.text(), metadata, extra])
-}
-
-fn kind(cell: &Cell) -> &'static str {
-    match cell {
-        Cell::Code(_) => "code",
-        Cell::Markdown(_) => "markdown",
-        Cell::Raw(_) => "raw",
-    }
+    let (source, metadata, extra) = parts(cell);
+    serde_json::json!([cell.kind(), source.text(), metadata, extra])
 }
 
 /// The three-way choice for one value: a side that changed it wins, the
@@ -130,15 +118,15 @@ fn merge_both(key: &str, base: Option<&Cell>, ours: &Cell, theirs: &Cell, confli
     }
     let name = format!("cell `{}`", display_key(key));
     // The kind: both sides turned it into something else is a conflict.
-    let base_kind = base.map(kind);
-    let mut cell = match pick(base_kind.as_ref(), Some(&kind(ours)), Some(&kind(theirs))) {
-        Some(Some(k)) if *k == kind(theirs) && *k != kind(ours) => theirs.clone(),
+    let base_kind = base.map(Cell::kind);
+    let mut cell = match pick(base_kind.as_ref(), Some(&ours.kind()), Some(&theirs.kind())) {
+        Some(Some(k)) if *k == theirs.kind() && *k != ours.kind() => theirs.clone(),
         Some(_) => ours.clone(),
         None => {
             conflicts.push(format!(
                 "{name}: made a {} cell on ours and a {} cell on theirs; kept ours",
-                kind(ours),
-                kind(theirs)
+                ours.kind(),
+                theirs.kind()
             ));
             ours.clone()
         }
@@ -200,31 +188,30 @@ fn order(base: &[String], ours: &[String], theirs: &[String], kept: &BTreeSet<St
 }
 
 /// The code of a notebook: the key and source of each code cell, in order.
-fn code_of(cells: &[(String, Cell)]) -> Vec<(&str, String)> {
+fn code_of<'a>(cells: impl Iterator<Item = (&'a str, &'a Cell)>) -> Vec<(&'a str, String)> {
     cells
-        .iter()
         .filter_map(|(key, cell)| match cell {
-            Cell::Code(code) => Some((key.as_str(), code.source.text())),
+            Cell::Code(code) => Some((key, code.source.text())),
             _ => None,
         })
         .collect()
 }
 
+fn pairs<'a>(side: &'a [(String, &'a Cell)]) -> impl Iterator<Item = (&'a str, &'a Cell)> {
+    side.iter().map(|(key, cell)| (key.as_str(), *cell))
+}
+
 /// Gives every code cell the outputs of a side whose code they came from.
 fn settle_outputs(cells: &mut [(String, Cell)], ours: &[(String, &Cell)], theirs: &[(String, &Cell)]) -> bool {
-    let owned = |side: &[(String, &Cell)]| -> Vec<(String, Cell)> {
-        side.iter().map(|(k, c)| (k.clone(), (*c).clone())).collect()
-    };
-    let (ours, theirs) = (owned(ours), owned(theirs));
-    let code = code_of(cells);
-    let from = if code == code_of(&ours) {
-        Some(&ours)
-    } else if code == code_of(&theirs) {
-        Some(&theirs)
+    let code = code_of(cells.iter().map(|(key, cell)| (key.as_str(), cell)));
+    let from = if code == code_of(pairs(ours)) {
+        Some(ours)
+    } else if code == code_of(pairs(theirs)) {
+        Some(theirs)
     } else {
         None
     };
-    let find = |side: &[(String, Cell)], key: &str, source: &str| {
+    let find = |side: &[(String, &Cell)], key: &str, source: &str| {
         side.iter().find_map(|(k, c)| match c {
             Cell::Code(code) if k == key && code.source.text() == source => Some(code.clone()),
             _ => None,
@@ -235,7 +222,7 @@ fn settle_outputs(cells: &mut [(String, Cell)], ours: &[(String, &Cell)], theirs
         let source = code.source.text();
         let donor = match from {
             Some(side) => find(side, key, &source),
-            None => find(&ours, key, &source).or_else(|| find(&theirs, key, &source)),
+            None => find(ours, key, &source).or_else(|| find(theirs, key, &source)),
         };
         match donor {
             Some(donor) => {
@@ -279,13 +266,14 @@ fn notice(id: &str, message: &str, taken: &BTreeSet<String>) -> Cell {
     })
 }
 
+fn lookup<'a>(side: &[(String, &'a Cell)]) -> BTreeMap<String, &'a Cell> {
+    side.iter().map(|(k, c)| (k.clone(), *c)).collect()
+}
+
 /// Merges `ours` and `theirs`, both descended from `base`.
 pub fn merge(base: &Notebook, ours: &Notebook, theirs: &Notebook) -> Outcome {
     let mut conflicts = Vec::new();
     let (b, o, t) = (keyed(base), keyed(ours), keyed(theirs));
-    let lookup = |side: &[(String, &Cell)]| -> BTreeMap<String, Cell> {
-        side.iter().map(|(k, c)| (k.clone(), (*c).clone())).collect()
-    };
     let (bm, om, tm) = (lookup(&b), lookup(&o), lookup(&t));
     let keys = |side: &[(String, &Cell)]| -> Vec<String> { side.iter().map(|(k, _)| k.clone()).collect() };
 
@@ -293,7 +281,7 @@ pub fn merge(base: &Notebook, ours: &Notebook, theirs: &Notebook) -> Outcome {
     let mut notices: BTreeMap<String, String> = BTreeMap::new();
     let all: BTreeSet<&String> = bm.keys().chain(om.keys()).chain(tm.keys()).collect();
     for key in all {
-        let (base_cell, ours_cell, theirs_cell) = (bm.get(key), om.get(key), tm.get(key));
+        let (base_cell, ours_cell, theirs_cell) = (bm.get(key).copied(), om.get(key).copied(), tm.get(key).copied());
         let name = format!("cell `{}`", display_key(key));
         let cell = match (ours_cell, theirs_cell) {
             (Some(ours_cell), Some(theirs_cell)) => {
