@@ -8,6 +8,7 @@
 //!
 //! Environment: `CAIO_BENCH_ROUTE_SIZES=10,100,100000` picks the registry
 //! sizes; `CAIO_BENCH_ROUTE_PERCENTILES_ONLY=1` skips criterion's runs;
+//! `CAIO_BENCH_ROUTE_TOKENS=HS256` keeps one token kind (`HS256`, `EdDSA`);
 //! `CAIO_BENCH_ROUTE_JSON=FILE` also writes one JSON line per size and token
 //! (what `benches/compare/run.sh` reads to set caio beside LiteLLM).
 
@@ -62,7 +63,11 @@ fn bench_route(c: &mut Criterion) {
     let policy = synthetic_policy(20);
     let history = History::new();
     let permissions = ["chat.basic", "cloud.use"];
-    let tokens = [("HS256", hs256_token(&permissions, 2)), ("EdDSA", token(&permissions, 2))];
+    let only = std::env::var("CAIO_BENCH_ROUTE_TOKENS").ok();
+    let tokens: Vec<_> = [("HS256", hs256_token(&permissions, 2)), ("EdDSA", token(&permissions, 2))]
+        .into_iter()
+        .filter(|(kind, _)| only.as_deref().is_none_or(|only| only.split(',').any(|o| o.trim() == *kind)))
+        .collect();
     let mut group = c.benchmark_group("route");
     let percentiles_only = std::env::var_os("CAIO_BENCH_ROUTE_PERCENTILES_ONLY").is_some();
     let mut json = std::env::var_os("CAIO_BENCH_ROUTE_JSON")
@@ -82,7 +87,7 @@ fn bench_route(c: &mut Criterion) {
             now: NOW,
             previous: None,
         };
-        route(&request, &inputs).expect("the bench request routes");
+        let admitted = route(&request, &inputs).expect("the bench request routes").alternatives.len() + 1;
         let kept = (2_000_000 / n).clamp(10, 1_000);
         let before = resident();
         let decisions: Vec<_> =
@@ -104,12 +109,12 @@ fn bench_route(c: &mut Criterion) {
             .collect();
         let (p50, p99) = percentiles(samples);
         println!(
-            "route, {algorithm} token, {n:>6} services, 20 rules: p50 {p50:>10.1?}  p99 {p99:>10.1?}  ({rounds} decisions); \
+            "route, {algorithm} token, {n:>6} services ({admitted} admitted), 20 rules: p50 {p50:>10.1?}  p99 {p99:>10.1?}  ({rounds} decisions); \
              registry {per_service} B/service, decision {per_decision} B"
         );
         if let Some(file) = json.as_mut() {
             let line = format!(
-                "{{\"system\":\"caio\",\"strategy\":\"route ({algorithm} token, 20 rules, proofs, trace)\",\"services\":{n},\"p50_us\":{:.3},\"p99_us\":{:.3},\"decisions\":{rounds},\"bytes_per_service\":{per_service},\"bytes_per_decision\":{per_decision}}}",
+                "{{\"system\":\"caio\",\"strategy\":\"route ({algorithm} token, 20 rules, proofs, trace)\",\"services\":{n},\"admitted\":{admitted},\"p50_us\":{:.3},\"p99_us\":{:.3},\"decisions\":{rounds},\"bytes_per_service\":{per_service},\"bytes_per_decision\":{per_decision}}}",
                 p50.as_secs_f64() * 1e6,
                 p99.as_secs_f64() * 1e6
             );
