@@ -253,3 +253,25 @@ fn the_same_programs_written_for_evcxr_run() {
     assert_eq!(shown[1]["outputs"][0]["data"]["text/plain"], json!(["Some(3)"]));
     assert_eq!(shown[2]["outputs"][0]["text"], json!(["1\n"]));
 }
+
+#[test]
+fn verification_notebooks_build_optimized_apart_and_only_when_run() {
+    let (dir, ws) = runner_workspace();
+    std::fs::create_dir_all(ws.path("notebooks/verify")).unwrap();
+    std::fs::copy(ws.path("notebooks/display.ipynb"), ws.path("notebooks/verify/display.ipynb")).unwrap();
+    let target = dir.path().join("runner-target");
+    let opts = || Options { target_dir: Some(target.clone()), ..options(&dir) };
+
+    // A run without verification notebooks builds nothing optimized.
+    run(&ws, &dir, &["display.ipynb"], Some(opts())).unwrap();
+    assert!(target.join("debug").join("nb-display").is_file());
+    assert!(!target.join("verify").exists(), "the optimized profile was built for a run that needs none");
+
+    // A verification notebook builds in its own profile; outputs agree.
+    run(&ws, &dir, &["verify/display.ipynb"], Some(opts())).unwrap();
+    assert!(target.join("verify").join("nb-verify-display").is_file());
+    assert!(!target.join("debug").join("nb-verify-display").exists());
+    assert_eq!(outputs(&ws, "verify/display.ipynb"), outputs(&ws, "display.ipynb"));
+    let manifest = read(&ws, "runner/Cargo.toml");
+    assert!(manifest.contains("[profile.verify]\ninherits = \"dev\"\nopt-level = 2"), "{manifest}");
+}

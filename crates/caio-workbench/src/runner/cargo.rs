@@ -148,16 +148,26 @@ pub struct Built {
     pub cargo_stderr: String,
 }
 
-/// Builds every member of the runner workspace at `manifest`
-/// (with `incremental`, incrementally whatever `CARGO_INCREMENTAL` says).
-pub fn build(manifest: &Path, target_dir: &Path, incremental: bool, progress: &Progress) -> Result<Built> {
+/// Builds `packages` of the runner workspace at `manifest` with cargo's
+/// `profile` (with `incremental`, incrementally whatever
+/// `CARGO_INCREMENTAL` says).
+pub fn build(
+    manifest: &Path,
+    target_dir: &Path,
+    profile: &str,
+    packages: &[String],
+    incremental: bool,
+    progress: &Progress,
+) -> Result<Built> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     if incremental {
         command.env("CARGO_INCREMENTAL", "1");
     }
     let mut child = command
-        .args(["build", "--workspace", "--keep-going", "--message-format=json", "--manifest-path"])
+        .args(["build", "--profile", profile, "--keep-going", "--message-format=json"])
+        .args(packages.iter().flat_map(|p| ["--package", p.as_str()]))
+        .arg("--manifest-path")
         .arg(manifest)
         .env("CARGO_TARGET_DIR", target_dir)
         .env("CARGO_TERM_PROGRESS_WHEN", "never")
@@ -209,6 +219,15 @@ pub fn build(manifest: &Path, target_dir: &Path, incremental: bool, progress: &P
     forward(progress, &mut cargo_stderr);
     built.cargo_stderr = cargo_stderr;
     Ok(built)
+}
+
+impl Built {
+    /// Adds what another build produced.
+    pub fn merge(&mut self, other: Built) {
+        self.executables.extend(other.executables);
+        self.errors.extend(other.errors);
+        self.cargo_stderr.push_str(&other.cargo_stderr);
+    }
 }
 
 /// One line per error, located in the notebook where possible.
