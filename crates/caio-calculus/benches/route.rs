@@ -3,8 +3,9 @@
 //! p99 are measured separately and printed, since the targets are about the
 //! tail. Targets on a 2-core machine: p99 <= 20 us at 100 services, <= 1 ms
 //! at 10,000 (reported, never asserted). Memory is read from the resident
-//! set: what a registry adds per service, and what a decision (proofs and
-//! trace) holds, measured over 1,000 decisions kept alive.
+//! set of a fresh process per size and token (this program run again):
+//! what a registry adds per service, and what a decision (proofs and trace)
+//! holds, measured over up to 1,000 decisions kept alive.
 //!
 //! Environment: `CAIO_BENCH_ROUTE_SIZES=10,100,100000` picks the registry
 //! sizes; `CAIO_BENCH_ROUTE_PERCENTILES_ONLY=1` skips criterion's runs;
@@ -14,6 +15,7 @@
 
 use std::hint::black_box;
 use std::io::Write;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use caio_calculus::examples::{NOW, auth_config, hs256_token, synthetic_policy, synthetic_registry, token};
@@ -32,6 +34,44 @@ fn resident() -> usize {
         .ok()
         .and_then(|s| s.split_whitespace().nth(1).and_then(|pages| pages.parse::<usize>().ok()))
         .map_or(0, |pages| pages * 4096)
+}
+
+/// Set in the child process that measures memory: `ALGORITHM:SERVICES`.
+const MEMORY_OF: &str = "CAIO_BENCH_ROUTE_MEMORY_OF";
+
+/// Bytes a registry of `n` services adds per service, and bytes one
+/// decision holds, from the resident set of this process: exact only in a
+/// fresh process, since pages freed by an earlier size stay resident and a
+/// later registry would be built in them unseen.
+fn memory(request: &Request, n: usize, policy: &caio_calculus::rules::Policy, config: &RouteConfig) -> (usize, usize) {
+    let history = History::new();
+    let before = resident();
+    let registry = synthetic_registry(n, 42);
+    let per_service = resident().saturating_sub(before) / n;
+    let inputs = Inputs { registry: &registry, policy, history: &history, config, seed: 1, now: NOW, previous: None };
+    let kept = (2_000_000 / n).clamp(10, 1_000);
+    let before = resident();
+    let decisions: Vec<_> = (0..kept).map(|_| route(request, &inputs).expect("the bench request routes")).collect();
+    let per_decision = resident().saturating_sub(before) / kept;
+    drop(decisions);
+    (per_service, per_decision)
+}
+
+/// [`memory`] measured in a fresh run of this program.
+fn memory_in_fresh_process(algorithm: &str, n: usize) -> (usize, usize) {
+    let exe = std::env::current_exe().expect("the bench knows its executable");
+    let output = Command::new(exe)
+        .arg("--bench")
+        .env(MEMORY_OF, format!("{algorithm}:{n}"))
+        .env_remove("CAIO_BENCH_ROUTE_JSON")
+        .output()
+        .expect("the bench can run itself");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().find_map(|l| l.strip_prefix("caio-bench-memory ")).unwrap_or_else(|| {
+        panic!("the memory measurement printed no result: {}", String::from_utf8_lossy(&output.stderr))
+    });
+    let mut numbers = line.split(' ').map(|v| v.parse().expect("the child prints numbers"));
+    (numbers.next().expect("bytes per service"), numbers.next().expect("bytes per decision"))
 }
 
 fn sizes() -> Vec<usize> {
@@ -68,6 +108,14 @@ fn bench_route(c: &mut Criterion) {
         .into_iter()
         .filter(|(kind, _)| only.as_deref().is_none_or(|only| only.split(',').any(|o| o.trim() == *kind)))
         .collect();
+    if let Ok(which) = std::env::var(MEMORY_OF) {
+        let (algorithm, n) = which.split_once(':').expect("ALGORITHM:SERVICES");
+        let token = tokens.iter().find(|(kind, _)| *kind == algorithm).expect("a known token kind");
+        let n = n.parse().expect("a number of services");
+        let (per_service, per_decision) = memory(&request(token.1.clone()), n, &policy, &config);
+        println!("caio-bench-memory {per_service} {per_decision}");
+        std::process::exit(0);
+    }
     let mut group = c.benchmark_group("route");
     let percentiles_only = std::env::var_os("CAIO_BENCH_ROUTE_PERCENTILES_ONLY").is_some();
     let mut json = std::env::var_os("CAIO_BENCH_ROUTE_JSON")
@@ -75,9 +123,8 @@ fn bench_route(c: &mut Criterion) {
     let sizes = sizes();
     for ((algorithm, token), &n) in tokens.iter().flat_map(|t| sizes.iter().map(move |n| (t, n))) {
         let request = request(token.clone());
-        let before = resident();
+        let (per_service, per_decision) = memory_in_fresh_process(algorithm, n);
         let registry = synthetic_registry(n, 42);
-        let per_service = resident().saturating_sub(before) / n;
         let inputs = Inputs {
             registry: &registry,
             policy: &policy,
@@ -88,12 +135,6 @@ fn bench_route(c: &mut Criterion) {
             previous: None,
         };
         let admitted = route(&request, &inputs).expect("the bench request routes").alternatives.len() + 1;
-        let kept = (2_000_000 / n).clamp(10, 1_000);
-        let before = resident();
-        let decisions: Vec<_> =
-            (0..kept).map(|_| route(&request, &inputs).expect("the bench request routes")).collect();
-        let per_decision = resident().saturating_sub(before) / kept;
-        drop(decisions);
         if !percentiles_only {
             group.bench_with_input(BenchmarkId::new(*algorithm, n), &n, |b, _| {
                 b.iter(|| route(black_box(&request), black_box(&inputs)))
