@@ -746,7 +746,7 @@ fn validate(ws: &Workspace, run: &RunArgs, branch: Option<&str>, force: bool, qu
     let options = runner::Options { check: true, ..run.options(quiet) };
     step("run --check", &mut || {
         // Verification notebooks are run by `verify`, with their digests.
-        let files: Vec<_> = ws.notebooks()?.into_iter().filter(|f| !f.rel.starts_with("notebooks/verify/")).collect();
+        let files: Vec<_> = ws.notebooks()?.into_iter().filter(|f| !f.is_verification()).collect();
         Ok(runner::run(ws, &files, &options).map(|o| format!("{} notebooks executed, outputs current", o.len()))?)
     });
     let verify_options = verify::Options { check: run.check, force: false, runner: run.options(quiet) };

@@ -30,6 +30,13 @@ impl NotebookFile {
         NotebookFile { rel: rel.to_owned(), path: ws.path(rel) }
     }
 
+    /// Whether it is a verification notebook (under `notebooks/verify/`):
+    /// `verify` runs it with the digest of its inputs, and its evidence is
+    /// what the scorecard judges.
+    pub fn is_verification(&self) -> bool {
+        self.rel.starts_with("notebooks/verify/")
+    }
+
     /// Loads and parses the notebook; errors name the root-relative path.
     pub fn load(&self) -> Result<Notebook> {
         Notebook::load(&self.path).map_err(|e| rename_path(e, &self.rel))

@@ -121,25 +121,24 @@ pub fn run(ws: &Workspace, notebooks: &[NotebookFile], options: &Options) -> Res
     // crates it builds, so building a different subset each time would
     // rebuild the dependencies. Notebooks that do not prepare are left out.
     let selected: std::collections::BTreeSet<&str> = prepared.iter().map(|p| p.file.rel.as_str()).collect();
-    let mut members: Vec<String> = prepared.iter().map(|p| slug(&p.file.rel)).collect();
+    // Each member's slug, with its cargo profile.
+    let mut members: BTreeMap<String, &str> = prepared.iter().map(|p| (slug(&p.file.rel), profile(&p.file))).collect();
     for other in ws.notebooks()?.iter().filter(|f| !selected.contains(f.rel.as_str())) {
         if prepare(other, &runner_dir).is_ok() {
-            members.push(slug(&other.rel));
+            members.insert(slug(&other.rel), profile(other));
         }
     }
-    members.sort();
-    members.dedup();
-    write_workspace(ws, &runner_dir, &members)?;
+    write_workspace(ws, &runner_dir, members.keys())?;
 
     // Each profile builds all of its notebooks, so that its dependency
     // features are the same on every build; a profile none of this run's
     // notebooks needs is not built at all.
     let target_dir = options.target_dir.clone().unwrap_or_else(|| build_dir(ws, "caio-runner"));
-    let needed: std::collections::BTreeSet<&str> = prepared.iter().map(|p| profile(&slug(&p.file.rel))).collect();
+    let needed: std::collections::BTreeSet<&str> = prepared.iter().map(|p| profile(&p.file)).collect();
     let mut built = cargo::Built::default();
     for profile_name in needed {
         let packages: Vec<String> =
-            members.iter().filter(|m| profile(m) == profile_name).map(|m| format!("nb-{m}")).collect();
+            members.iter().filter(|(_, p)| **p == profile_name).map(|(slug, _)| format!("nb-{slug}")).collect();
         let build_progress = Progress::new("building", packages.len(), options.quiet);
         built.merge(cargo::build(
             &runner_dir.join("Cargo.toml"),
@@ -315,9 +314,9 @@ fn slug(rel: &str) -> String {
     stem.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
 }
 
-/// The cargo profile of the runner crate of the notebook `slug`.
+/// The cargo profile of a notebook's runner crate.
 ///
-/// Verification notebooks (`notebooks/verify/`) run thousands of generated
+/// Verification notebooks run thousands of generated
 /// cases and measure speed: they build, with their dependencies, at
 /// opt-level 2, as evcxr compiles by default. Every other notebook runs in
 /// well under a second and builds at opt-level 0, dependencies included,
@@ -327,19 +326,19 @@ fn slug(rel: &str) -> String {
 /// both). Measured on 2 cores, a cold build of the 18 notebooks that are
 /// not verification notebooks: 106 s, against 277 s for all 27 in one
 /// optimized build.
-fn profile(slug: &str) -> &'static str {
-    if slug.starts_with("verify-") { VERIFY_PROFILE } else { "dev" }
+fn profile(file: &NotebookFile) -> &'static str {
+    if file.is_verification() { VERIFY_PROFILE } else { "dev" }
 }
 
 /// The profile of the verification notebooks.
 const VERIFY_PROFILE: &str = "verify";
 
-/// The runner workspace: one member per notebook (`slugs`, sorted). Its
+/// The runner workspace: one member per notebook (`slugs`, in order). Its
 /// lock file starts from the project's `Cargo.lock`, so notebooks use the
 /// versions the project tested, and only what notebooks add on top is
 /// resolved afresh.
-fn write_workspace(ws: &Workspace, runner_dir: &Path, slugs: &[String]) -> Result<()> {
-    let members = toml::Value::Array(slugs.iter().map(|s| toml::Value::String(format!("nb/{s}"))).collect());
+fn write_workspace<'a>(ws: &Workspace, runner_dir: &Path, slugs: impl Iterator<Item = &'a String>) -> Result<()> {
+    let members = toml::Value::Array(slugs.map(|s| toml::Value::String(format!("nb/{s}"))).collect());
     // No debug information: panics still name their line, and the build
     // takes a fifth of the disk (6.8 GB with it). Incremental state is
     // kept where asked for: a mutant rebuilds the calculus and every
