@@ -17,7 +17,7 @@ use caio_calculus::registry::Registry;
 use caio_calculus::request::{Request, parse_request};
 use caio_calculus::route::{Inputs, RouteConfig, RouteError, route};
 use caio_calculus::score::History;
-use caio_calculus::trace::{Trace, append, verify_anchored, verify_chain};
+use caio_calculus::trace::{Body, Trace, append, canonical, verify_anchored, verify_chain};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
@@ -156,15 +156,20 @@ proptest! {
     ) {
         let mut chain: Vec<Trace> = Vec::new();
         for i in 0..length {
-            let next = append(chain.last(), serde_json::json!({"decision": i, "selected": format!("svc-{i}")})).unwrap();
+            let next = append(chain.last(), serde_json::json!({"decision": i, "selected": format!("svc-{i}")}).into()).unwrap();
             chain.push(next);
         }
         prop_assert!(verify_chain(&chain).is_ok());
         let t = target % length;
         let mut tampered = chain.clone();
+        let edited = |body: &Body, key: &str, new: serde_json::Value| {
+            let mut edited = body.to_value();
+            edited[key] = new;
+            Body::from(edited)
+        };
         match edit {
-            0 => tampered[t].body["decision"] = serde_json::json!(value.wrapping_add(1_000)),
-            1 => tampered[t].body["extra"] = serde_json::json!(value),
+            0 => tampered[t].body = edited(&tampered[t].body, "decision", serde_json::json!(value.wrapping_add(1_000))),
+            1 => tampered[t].body = edited(&tampered[t].body, "extra", serde_json::json!(value)),
             2 => { tampered.remove(t); }
             3 => tampered.swap(t, (t + 1) % length),
             _ => tampered[t].prev_hash = format!("{:064x}", value.unsigned_abs()),
@@ -174,4 +179,33 @@ proptest! {
         prop_assert!(verify_anchored(&chain, head).is_ok());
         prop_assert!(verify_anchored(&tampered, head).is_err(), "edit {} at {} went unnoticed", edit, t);
     }
+
+    /// The trace encoder against serde_json's own path (a value tree, then
+    /// its text): any JSON value, keys with escapes and non-ASCII text,
+    /// every kind of number.
+    #[test]
+    fn the_encoder_writes_what_canonical_writes(value in json_value()) {
+        let encoded = Body::encode(&value).unwrap();
+        prop_assert_eq!(encoded.as_str(), canonical(&value));
+    }
+}
+
+/// Any JSON value, up to a few levels deep.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let text = || proptest::string::string_regex("[a-c\"\\\u{0}-\u{1f}é😀 #]{0,4}").expect("a valid pattern");
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        text().prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 64, 6, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map(text(), inner, 0..6)
+                .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+        ]
+    })
 }

@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 
 use caio_calculus::contract::Contract;
 use caio_calculus::registry::{Registry, RegistryError};
-use caio_calculus::trace::Trace;
+use caio_calculus::trace::{Body, Trace};
 use serde::Serialize;
 
 pub use error::StoreError;
@@ -129,7 +129,7 @@ pub trait Store: Send + Sync + 'static {
     /// One service.
     fn service(&self, id: &str) -> Result<Option<ServiceRecord>, StoreError>;
     /// Links a decision's trace body to the head of the log and writes it.
-    fn append(&self, body: serde_json::Value) -> Pending;
+    fn append(&self, body: Body) -> Pending;
     /// The trace with this sequence number.
     fn trace(&self, seq: u64) -> Result<Option<Trace>, StoreError>;
     /// The newest trace.

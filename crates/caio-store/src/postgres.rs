@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use caio_calculus::contract::Contract;
-use caio_calculus::trace::{Trace, append};
+use caio_calculus::trace::{Body, Trace, append};
 use postgres::{Client, IsolationLevel, NoTls, Transaction};
 
 use crate::chain::{RangeCheck, check_head};
@@ -389,7 +389,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn append(&self, body: serde_json::Value) -> Pending {
+    fn append(&self, body: Body) -> Pending {
         self.writer.append(body)
     }
 
@@ -451,7 +451,7 @@ fn verify_range(
 struct Writer(Link);
 
 impl writer::Engine for Writer {
-    fn write(&mut self, work: Vec<(serde_json::Value, String)>) -> Result<Vec<Trace>, StoreError> {
+    fn write(&mut self, work: Vec<Body>) -> Result<Vec<Trace>, StoreError> {
         self.0.run(|client, location| write(client, work, location))
     }
 
@@ -467,7 +467,7 @@ impl writer::Engine for Writer {
 /// Links `work` to the head of the log under its row lock and writes it.
 fn write(
     client: &mut Client,
-    work: Vec<(serde_json::Value, String)>,
+    work: Vec<Body>,
     location: &str,
 ) -> Result<Vec<Trace>, StoreError> {
     let db = database(location);
@@ -477,18 +477,18 @@ fn write(
         // Only the sequence number and the hash of the previous trace
         // enter a link.
         (Some(seq), Some(hash)) => {
-            Some(Trace { seq: seq as u64, prev_hash: String::new(), body: serde_json::Value::Null, hash })
+            Some(Trace { seq: seq as u64, prev_hash: String::new(), body: Body::from_value(&serde_json::Value::Null), hash })
         }
         _ => None,
     };
     let mut linked: Vec<Trace> = Vec::with_capacity(work.len());
     let (mut seqs, mut prevs, mut hashes, mut texts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (body, text) in work {
+    for body in work {
         let trace = append(linked.last().or(head.as_ref()), body).map_err(|full| StoreError::Full(full.0))?;
         seqs.push(i64::try_from(trace.seq).map_err(|_| StoreError::Full(trace.seq - 1))?);
         prevs.push(trace.prev_hash.clone());
         hashes.push(trace.hash.clone());
-        texts.push(text);
+        texts.push(trace.body.as_str().to_string());
         linked.push(trace);
     }
     transaction

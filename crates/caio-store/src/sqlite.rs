@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use caio_calculus::contract::Contract;
-use caio_calculus::trace::{Trace, append};
+use caio_calculus::trace::{Body, Trace, append};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::chain::{RangeCheck, check_head};
@@ -302,7 +302,7 @@ impl Store for SqliteStore {
         self.read(|connection| Ok(read_services(connection, Some(id), &self.path)?.pop()))
     }
 
-    fn append(&self, body: serde_json::Value) -> Pending {
+    fn append(&self, body: Body) -> Pending {
         self.writer.append(body)
     }
 
@@ -360,7 +360,7 @@ struct Writer {
 }
 
 impl writer::Engine for Writer {
-    fn write(&mut self, work: Vec<(serde_json::Value, String)>) -> Result<Vec<Trace>, StoreError> {
+    fn write(&mut self, work: Vec<Body>) -> Result<Vec<Trace>, StoreError> {
         let db = database(&self.path);
         let transaction = self.connection.transaction().map_err(&db)?;
         let mut linked: Vec<Trace> = Vec::with_capacity(work.len());
@@ -368,11 +368,11 @@ impl writer::Engine for Writer {
             let mut insert = transaction
                 .prepare_cached("INSERT INTO traces (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(&db)?;
-            for (body, text) in work {
+            for body in work {
                 let previous = linked.last().or(self.head.as_ref());
                 let trace = append(previous, body).map_err(|full| StoreError::Full(full.0))?;
                 let seq = i64::try_from(trace.seq).map_err(|_| StoreError::Full(trace.seq - 1))?;
-                insert.execute(params![seq, trace.prev_hash, trace.hash, text]).map_err(&db)?;
+                insert.execute(params![seq, trace.prev_hash, trace.hash, trace.body.as_str()]).map_err(&db)?;
                 linked.push(trace);
             }
         }

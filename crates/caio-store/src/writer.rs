@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 
 use caio_calculus::contract::Contract;
-use caio_calculus::trace::{Trace, canonical};
+use caio_calculus::trace::{Body, Trace};
 
 use crate::{Pending, ServiceRecord, StoreError};
 
@@ -24,20 +24,18 @@ pub(crate) enum Command {
     Deprecate { id: String, at: u64, reply: Reply<ServiceRecord> },
 }
 
-/// An append waiting for the writer: the body, its canonical text (made on
-/// the caller's thread, so the writer only hashes and writes), and the
-/// caller to answer.
+/// An append waiting for the writer: the body (already canonical text,
+/// so the writer only hashes and writes it) and the caller to answer.
 pub(crate) struct Queued {
-    body: serde_json::Value,
-    text: String,
+    body: Body,
     reply: tokio::sync::oneshot::Sender<Result<Trace, StoreError>>,
 }
 
 /// How one engine writes.
 pub(crate) trait Engine {
-    /// Links the bodies (with their canonical texts) to the head of the log
-    /// and commits them in one transaction.
-    fn write(&mut self, work: Vec<(serde_json::Value, String)>) -> Result<Vec<Trace>, StoreError>;
+    /// Links the bodies to the head of the log and commits them in one
+    /// transaction.
+    fn write(&mut self, work: Vec<Body>) -> Result<Vec<Trace>, StoreError>;
     /// Registers a version.
     fn register(&mut self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError>;
     /// Deprecates a service.
@@ -74,7 +72,7 @@ fn flush(engine: &mut impl Engine, appends: &mut Vec<Queued>) {
     if appends.is_empty() {
         return;
     }
-    let (replies, work): (Vec<_>, Vec<_>) = appends.drain(..).map(|q| (q.reply, (q.body, q.text))).unzip();
+    let (replies, work): (Vec<_>, Vec<_>) = appends.drain(..).map(|q| (q.reply, q.body)).unzip();
     match engine.write(work) {
         Ok(linked) => {
             for (reply, trace) in replies.into_iter().zip(linked) {
@@ -122,10 +120,9 @@ impl Handle {
         self.request(|reply| Command::Deprecate { id: id.to_string(), at, reply })
     }
 
-    pub(crate) fn append(&self, body: serde_json::Value) -> Pending {
+    pub(crate) fn append(&self, body: Body) -> Pending {
         let (reply, pending) = tokio::sync::oneshot::channel();
-        let text = canonical(&body);
-        match self.send(Command::Append(Queued { body, text, reply })) {
+        match self.send(Command::Append(Queued { body, reply })) {
             Ok(()) => Pending(pending),
             Err(e) => Pending::ready(Err(e)),
         }

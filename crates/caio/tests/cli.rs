@@ -243,7 +243,7 @@ fn trace_verify_reads_stores_and_json_lines_and_finds_tampering() {
         let store = caio_store::SqliteStore::open(&db).unwrap();
         use caio_store::Store as _;
         for i in 0..4 {
-            store.append(serde_json::json!({"i": i})).wait().unwrap();
+            store.append(serde_json::json!({"i": i}).into()).wait().unwrap();
         }
     }
     let ok = Command::new(env!("CARGO_BIN_EXE_caio")).args(["trace", "verify"]).arg(&db).output().unwrap();

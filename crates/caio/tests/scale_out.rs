@@ -242,7 +242,7 @@ async fn three_replicas_share_one_chain_and_their_breakers() {
     for answer in &answers {
         let seq = answer.trace.unwrap_or_else(|| panic!("no x-caio-trace on {answer:?}"));
         let trace = store.trace(seq).unwrap().unwrap_or_else(|| panic!("decision {seq} of {answer:?} is missing"));
-        assert_eq!(trace.body["request_id"], answer.request_id.as_str(), "trace {seq}");
+        assert_eq!(trace.body.to_value()["request_id"], answer.request_id.as_str(), "trace {seq}");
     }
     let report = store.verify(None, None).unwrap();
     assert!(report.anchored);

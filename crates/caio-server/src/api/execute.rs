@@ -182,7 +182,7 @@ async fn execute(state: &AppState, request: Value, bearer: Option<String>, call:
 
 /// Appends the execution trace; a failure is logged, never hidden.
 async fn record(state: &AppState, body: Value) -> Option<TraceRef> {
-    match state.store().append(body).await {
+    match state.store().append(body.into()).await {
         Ok(linked) => Some(TraceRef { seq: linked.seq, hash: linked.hash }),
         Err(e) => {
             tracing::error!(target: "caio::gateway", error = %e, "could not record an execution trace");

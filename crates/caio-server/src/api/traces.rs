@@ -69,7 +69,7 @@ pub async fn show(
         seq.parse().map_err(|_| ApiError::invalid("a trace is named by its sequence number, such as /v1/traces/42"))?;
     let trace = blocking(&state, "trace", move |store| store.trace(seq)).await?;
     let trace = trace.ok_or_else(|| ApiError::not_found(format!("no trace {seq} in the log")))?;
-    Ok(Json(TraceView { seq: trace.seq, prev_hash: trace.prev_hash, hash: trace.hash, body: trace.body }))
+    Ok(Json(TraceView { seq: trace.seq, prev_hash: trace.prev_hash, hash: trace.hash, body: trace.body.to_value() }))
 }
 
 /// Verifies the chain, or a range of it.

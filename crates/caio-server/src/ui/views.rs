@@ -133,7 +133,7 @@ fn proofs(body: &Value) -> Option<Vec<Proof>> {
 
 /// A trace as a row of the latest decisions.
 pub fn decision_row(trace: &Trace) -> DecisionRow {
-    let body = &trace.body;
+    let body = &trace.body.to_value();
     if body.get("kind").and_then(Value::as_str) == Some("execution") {
         let attempts = body.get("attempts").and_then(Value::as_array).map_or(0, Vec::len);
         let served = text(body, "/served_by");
@@ -240,7 +240,7 @@ fn pretty(value: Option<&Value>) -> String {
 
 /// A routing decision's trace, explained; `None` for an execution trace.
 pub fn decision(trace: &Trace) -> Option<DecisionDetail> {
-    let body = &trace.body;
+    let body = &trace.body.to_value();
     body.get("selected")?;
     let proofs = proofs(body).unwrap_or_default();
     let strings =

@@ -15,8 +15,8 @@ pub fn contract(id: &str, version: &str) -> Contract {
     parse_contracts(&text, Format::Yaml).unwrap().remove(0)
 }
 
-pub fn body(i: u64) -> serde_json::Value {
-    serde_json::json!({"request_id": format!("r{i}"), "selected": "a", "score": 0.5 + i as f64 / 7.0})
+pub fn body(i: u64) -> caio_calculus::trace::Body {
+    serde_json::json!({"request_id": format!("r{i}"), "selected": "a", "score": 0.5 + i as f64 / 7.0}).into()
 }
 
 /// Versions, deprecation and registration errors, and that they survive a
