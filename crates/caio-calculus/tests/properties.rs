@@ -109,6 +109,7 @@ proptest! {
                 }
                 prop_assert!(decision.proofs.iter().all(|p| p.valid && verify(p)));
                 prop_assert_eq!(decision.rejected.len() + 1, registry.len());
+                prop_assert!(decision.rejected.windows(2).all(|w| w[0].service < w[1].service), "rejections in id order");
                 prop_assert!(decision.alternatives.iter().all(|a| a.score <= decision.selected.score));
                 prop_assert!(decision.control.iter().all(|u| u.is_finite() && u.abs() <= config.control.u_max));
             }
