@@ -8,15 +8,11 @@
 # services, then prints p50/p99 and the ratios. A benchmark, not a test:
 # nothing is asserted. Needs python3 with venv and PyPI (only the first time).
 set -euo pipefail
-case "${1:-}" in
-  -h|--help)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
-    exit 0 ;;
-  ""|[0-9]*) ;;
-  *)
-    echo "error: SIZES must be numbers of services separated by commas (for example 10,100), not \`$1\`; see --help" >&2
-    exit 2 ;;
-esac
+if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+  # The comment at the top of this file, without its `#`.
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
+  exit 0
+fi
 cd "$(dirname "$0")/../.."
 sizes="${1:-10,100,1000}"
 litellm_version="1.110.2"

@@ -74,12 +74,27 @@ fn memory_in_fresh_process(algorithm: &str, n: usize) -> (usize, usize) {
     (numbers.next().expect("bytes per service"), numbers.next().expect("bytes per decision"))
 }
 
+/// The comma-separated items of the environment variable `name`, each
+/// read by `parse`, or `None` when it is unset. A value that does not read
+/// stops the bench with one message: a misspelt size or token kind must not
+/// quietly measure something else, or nothing.
+fn list_from_env<T>(name: &str, expected: &str, parse: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
+    let value = std::env::var(name).ok()?;
+    let items: Option<Vec<T>> = value.split(',').map(|item| parse(item.trim())).collect();
+    match items {
+        Some(items) if !items.is_empty() => Some(items),
+        _ => {
+            eprintln!("error: {name}={value:?}: expected {expected}, separated by commas");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn sizes() -> Vec<usize> {
-    std::env::var("CAIO_BENCH_ROUTE_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|n| n.trim().replace('_', "").parse().ok()).collect())
-        .filter(|v: &Vec<usize>| !v.is_empty())
-        .unwrap_or_else(|| SIZES.to_vec())
+    list_from_env("CAIO_BENCH_ROUTE_SIZES", "numbers of services (for example 100,10_000)", |n| {
+        n.replace('_', "").parse().ok().filter(|&n| n > 0)
+    })
+    .unwrap_or_else(|| SIZES.to_vec())
 }
 
 fn request(token: String) -> Request {
@@ -103,10 +118,13 @@ fn bench_route(c: &mut Criterion) {
     let policy = synthetic_policy(20);
     let history = History::new();
     let permissions = ["chat.basic", "cloud.use"];
-    let only = std::env::var("CAIO_BENCH_ROUTE_TOKENS").ok();
+    let kinds = ["HS256", "EdDSA"];
+    let only = list_from_env("CAIO_BENCH_ROUTE_TOKENS", "token kinds (HS256, EdDSA)", |kind| {
+        kinds.into_iter().find(|known| *known == kind)
+    });
     let tokens: Vec<_> = [("HS256", hs256_token(&permissions, 2)), ("EdDSA", token(&permissions, 2))]
         .into_iter()
-        .filter(|(kind, _)| only.as_deref().is_none_or(|only| only.split(',').any(|o| o.trim() == *kind)))
+        .filter(|(kind, _)| only.as_ref().is_none_or(|only| only.contains(kind)))
         .collect();
     if let Ok(which) = std::env::var(MEMORY_OF) {
         let (algorithm, n) = which.split_once(':').expect("ALGORITHM:SERVICES");
