@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use caio_calculus::breaker::Health;
 use caio_calculus::contract::{Contract, ContractFile, Format, parse_contracts};
 use caio_calculus::examples::{NOW, auth_config, token};
 use caio_calculus::registry::Registry;
@@ -71,6 +72,7 @@ fn example_requests_route_as_the_snapshot_says() {
         registry: &registry,
         policy: &policy,
         history: &history,
+        health: &Health::new(),
         config: &config,
         seed: 42,
         now: NOW,

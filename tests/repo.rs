@@ -141,6 +141,9 @@ fn the_oracle_uses_only_the_calculus_data_types() {
         "Evidence",
         "BreakerConfig",
         "Window",
+        "Availability",
+        "Health",
+        "Weights",
     ];
     let mut found = Vec::new();
     for file in rust_files(&["crates/caio-oracle/src"]) {

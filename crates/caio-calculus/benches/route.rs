@@ -18,6 +18,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use caio_calculus::breaker::Health;
 use caio_calculus::examples::{NOW, auth_config, hs256_token, synthetic_policy, synthetic_registry, token};
 use caio_calculus::request::Request;
 use caio_calculus::route::{Inputs, RouteConfig, route};
@@ -48,7 +49,7 @@ fn memory(request: &Request, n: usize, policy: &caio_calculus::rules::Policy, co
     let before = resident();
     let registry = synthetic_registry(n, 42);
     let per_service = resident().saturating_sub(before) / n;
-    let inputs = Inputs { registry: &registry, policy, history: &history, config, seed: 1, now: NOW, previous: None };
+    let inputs = Inputs { registry: &registry, policy, history: &history, health: &Health::new(), config, seed: 1, now: NOW, previous: None };
     let kept = (2_000_000 / n).clamp(10, 1_000);
     let before = resident();
     let decisions: Vec<_> = (0..kept).map(|_| route(request, &inputs).expect("the bench request routes")).collect();
@@ -147,6 +148,7 @@ fn bench_route(c: &mut Criterion) {
             registry: &registry,
             policy: &policy,
             history: &history,
+            health: &Health::new(),
             config: &config,
             seed: 1,
             now: NOW,

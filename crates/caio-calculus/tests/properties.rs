@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use caio_calculus::breaker::Health;
 use caio_calculus::compose::{Shape, compose};
 use caio_calculus::contract::{Contract, Format};
 use caio_calculus::examples::{NOW, auth_config, hs256_token, synthetic_contracts, synthetic_policy};
@@ -78,7 +79,7 @@ proptest! {
         let (a, b) = (Registry::from_contracts(contracts).unwrap(), Registry::from_contracts(rotated).unwrap());
         let policy = synthetic_policy(20);
         let (history, config) = (History::new(), route_config());
-        let inputs = Inputs { registry: &a, policy: &policy, history: &history, config: &config, seed, now: NOW, previous: None };
+        let inputs = Inputs { registry: &a, policy: &policy, history: &history, health: &Health::new(), config: &config, seed, now: NOW, previous: None };
         let first = route(&request, &inputs);
         prop_assert_eq!(&route(&request, &inputs), &first);
         let other_order = route(&request, &Inputs { registry: &b, ..inputs });
@@ -97,7 +98,7 @@ proptest! {
         let registry = Registry::from_contracts(synthetic_contracts(size, 11)).unwrap();
         let policy = synthetic_policy(20);
         let (history, config) = (History::new(), route_config());
-        let inputs = Inputs { registry: &registry, policy: &policy, history: &history, config: &config, seed, now: NOW, previous: None };
+        let inputs = Inputs { registry: &registry, policy: &policy, history: &history, health: &Health::new(), config: &config, seed, now: NOW, previous: None };
         match route(&request, &inputs) {
             Ok(decision) => {
                 let selected = &registry.active(&decision.selected.service).unwrap().contract;

@@ -1,8 +1,12 @@
 //! One circuit breaker per service: the calculus's state machine
-//! (`caio_calculus::breaker`) fed with real outcomes, on a wall-clock
-//! millisecond clock. Wall clock rather than monotonic, because replicas
+//! (`caio_calculus::breaker`) fed with real outcomes, on the gateway's
+//! millisecond clock ([`crate::Clock`], the wall clock unless a test
+//! injects one). Wall clock rather than monotonic, because replicas
 //! that share breakers must agree on what a time means: machines kept in
 //! step by NTP differ by milliseconds, and a breaker stays open for seconds.
+//! Their states at a decision's time are an input of the decision
+//! ([`Breakers::health`]); a breaker that closes after its probes marks its
+//! service as recovered ([`Breakers::take_recovered`]).
 //!
 //! **Shared breakers.** Once [`Breakers::share`] is called, every change
 //! to a breaker is also kept as an [`Op`] until a synchronizer (the
@@ -21,8 +25,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use caio_calculus::breaker::{Breaker, BreakerConfig, Outcome, Refused, State};
+use caio_calculus::breaker::{Availability, Breaker, BreakerConfig, Health, Outcome, Refused, State};
 use serde::Serialize;
+
+use crate::Clock;
 
 /// Changes of one breaker kept for the synchronizer, at most: beyond, the
 /// oldest are dropped (a long outage of the shared copy merges back only
@@ -86,8 +92,10 @@ struct Entry {
 #[derive(Debug)]
 pub struct Breakers {
     config: BreakerConfig,
+    clock: Clock,
     shared: AtomicBool,
     entries: Mutex<BTreeMap<String, Entry>>,
+    recovered: Mutex<Vec<String>>,
 }
 
 /// The name of a state, as views and logs show it.
@@ -100,9 +108,20 @@ fn state_name(state: State) -> &'static str {
 }
 
 impl Breakers {
-    /// Breakers with `config`.
+    /// Breakers with `config`, on the wall clock.
     pub fn new(config: BreakerConfig) -> Breakers {
-        Breakers { config, shared: AtomicBool::new(false), entries: Mutex::new(BTreeMap::new()) }
+        Breakers::with_clock(config, Clock::wall())
+    }
+
+    /// Breakers with `config`, on `clock`.
+    pub fn with_clock(config: BreakerConfig, clock: Clock) -> Breakers {
+        Breakers {
+            config,
+            clock,
+            shared: AtomicBool::new(false),
+            entries: Mutex::new(BTreeMap::new()),
+            recovered: Mutex::new(Vec::new()),
+        }
     }
 
     /// Their settings.
@@ -110,9 +129,37 @@ impl Breakers {
         &self.config
     }
 
-    /// Milliseconds since the epoch, by the wall clock.
+    /// Milliseconds since the epoch, by the breakers' clock.
     pub fn now(&self) -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+        self.clock.now_ms()
+    }
+
+    /// Notes a state change of `service`'s breaker; a close (only a
+    /// half-open breaker closes) means the service recovered.
+    fn changed(&self, service: &str, state: &'static str) -> Option<&'static str> {
+        if state == "closed" {
+            self.recovered.lock().unwrap_or_else(|p| p.into_inner()).push(service.to_string());
+        }
+        Some(state)
+    }
+
+    /// The services whose breaker closed after its probes since the last
+    /// call, here or (adopted) on another replica.
+    pub fn take_recovered(&self) -> Vec<String> {
+        std::mem::take(&mut *self.recovered.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Every breaker that is not closed now, as a decision takes them.
+    pub fn health(&self) -> Health {
+        let now = self.now();
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .iter()
+            .filter_map(|(id, entry)| {
+                let availability = entry.breaker.availability(now);
+                (availability != Availability::Closed).then(|| (id.clone(), availability))
+            })
+            .collect()
     }
 
     /// From now on, keeps every change for a synchronizer.
@@ -159,6 +206,7 @@ impl Breakers {
             entry.breaker.record(now, outcome);
             entry.transition(before, now)
         })
+        .and_then(|state| self.changed(service, state))
     }
 
     /// Takes the changes kept since the last call, by service.
@@ -197,6 +245,7 @@ impl Breakers {
             entry.breaker = breaker;
             entry.transition(before, now)
         })
+        .and_then(|state| self.changed(service, state))
     }
 
     /// The breaker of `service` as it is now (closed if it was never used).

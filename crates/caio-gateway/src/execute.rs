@@ -201,7 +201,7 @@ impl Gateway {
             tracing::warn!(target: "caio::breaker", service = %contract.id, state, "breaker changed state");
         }
         if counts || success {
-            self.observed.record(contract, success, millis(took));
+            self.observed.record(contract, success, millis(took), self.clock.now_ms());
         }
     }
 

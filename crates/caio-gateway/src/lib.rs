@@ -14,6 +14,7 @@
 
 pub mod adapter;
 pub mod breakers;
+mod clock;
 pub mod egress;
 mod execute;
 #[cfg(feature = "fixture")]
@@ -24,15 +25,17 @@ pub mod resilience;
 use std::sync::Arc;
 use std::time::Duration;
 
-use caio_calculus::breaker::BreakerConfig;
+use caio_calculus::breaker::{BreakerConfig, Health};
 use caio_calculus::registry::Registry;
+use caio_calculus::score::History;
 use serde::{Deserialize, Serialize};
 
 pub use adapter::{Call, Operation};
 pub use breakers::{BreakerView, Breakers, Op};
+pub use clock::Clock;
 pub use egress::{Egress, Refusal};
 pub use execute::{Attempt, Failed, Reply, Streamed};
-pub use observe::{Observed, RecentCall};
+pub use observe::{Observed, RecentCall, Totals};
 pub use resilience::{Failure, RetryPolicy};
 
 /// The gateway's settings (`[gateway]` of `caio.toml`).
@@ -132,6 +135,7 @@ pub struct Gateway {
     egress: Arc<Egress>,
     breakers: Breakers,
     observed: Observed,
+    clock: Clock,
     config: GatewayConfig,
     jitter: resilience::Jitter,
     environment: Environment,
@@ -164,7 +168,8 @@ impl Gateway {
             client,
             egress,
             breakers: Breakers::new(config.breaker),
-            observed: Observed::default(),
+            observed: Observed::new(caio_calculus::score::ScoreConfig::default().half_life_ms),
+            clock: Clock::wall(),
             config,
             jitter: resilience::Jitter::from_clock(),
             environment: Arc::new(|name| std::env::var(name).ok()),
@@ -177,6 +182,41 @@ impl Gateway {
     pub fn with_environment(mut self, environment: Environment) -> Gateway {
         self.environment = environment;
         self
+    }
+
+    /// The same gateway on `clock` (breakers and observed record alike),
+    /// before any call.
+    pub fn with_clock(mut self, clock: Clock) -> Gateway {
+        self.breakers = Breakers::with_clock(self.config.breaker, clock.clone());
+        self.clock = clock;
+        self
+    }
+
+    /// The same gateway, weighing observed calls half as much every
+    /// `half_life_ms` (the score's `half_life_ms`), before any call.
+    pub fn with_half_life(mut self, half_life_ms: u64) -> Gateway {
+        self.observed = Observed::new(half_life_ms);
+        self
+    }
+
+    /// The gateway's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The breakers' states now, as a decision takes them.
+    pub fn health(&self) -> Health {
+        self.breakers.health()
+    }
+
+    /// The history the score reads now: services whose breaker closed
+    /// after its probes start afresh first, so the score and the breaker
+    /// agree on what recovered means.
+    pub fn history(&self) -> History {
+        for service in self.breakers.take_recovered() {
+            self.observed.recovered(&service);
+        }
+        self.observed.history(self.clock.now_ms())
     }
 
     /// Declares the registry's endpoints as the allowed destinations.
@@ -226,7 +266,7 @@ impl Gateway {
         }
         let _ = writeln!(out, "# HELP caio_upstream_calls_total Calls to services by outcome.");
         let _ = writeln!(out, "# TYPE caio_upstream_calls_total counter");
-        for (service, history) in self.observed.history() {
+        for (service, history) in self.observed.totals() {
             let _ = writeln!(
                 out,
                 "caio_upstream_calls_total{{service=\"{service}\",outcome=\"success\"}} {}",

@@ -172,7 +172,7 @@ async fn a_misconfigured_service_is_skipped_for_the_next() {
     let (reply, attempts) = gateway.execute(&contracts, &chat(false)).await;
     assert_eq!(content(&reply.unwrap()), "Hello from upstream (right)");
     assert_eq!(path(&attempts), ["wrong#1:misconfigured_404", "right#1:ok"], "not retried: it will not fix itself");
-    assert_eq!(gateway.observed().history()["wrong"].failures, 1, "it counts against the service");
+    assert_eq!(gateway.observed().totals()["wrong"].failures, 1, "it counts against the service");
 }
 
 #[tokio::test]
@@ -317,7 +317,7 @@ async fn a_stream_cut_midway_ends_with_an_error_event_and_counts_as_a_failure() 
     assert_eq!(finished.outcome, "cut");
     assert_eq!(events.len(), 3, "two chunks, then the error: {events:?}");
     assert!(events[2].1.contains("\"error\"") && events[2].1.contains("ended early"), "{events:?}");
-    assert_eq!(gateway.observed().history()["a"].failures, 1);
+    assert_eq!(gateway.observed().totals()["a"].failures, 1);
 }
 
 #[tokio::test]

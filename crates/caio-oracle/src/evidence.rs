@@ -58,16 +58,36 @@ pub fn establishes(evidence: &Evidence) -> bool {
         }
         Evidence::Trust { level, min } => level >= min,
         Evidence::Tenant { tenant, allowed } => allowed.as_ref().is_none_or(|a| a.contains(tenant)),
-        Evidence::Rank { selected, scores } => {
-            // The selected service's score is the highest; among equal
-            // scores its key is the smallest, then its id.
-            let Some(mine) = scores.iter().find(|s| &s.0 == selected) else { return false };
-            mine.1.is_finite()
-                && scores.iter().all(|other| {
-                    !other.1.is_finite()
-                        || other.1 < mine.1
-                        || (other.1 == mine.1 && (other.2 > mine.2 || (other.2 == mine.2 && other.0 >= mine.0)))
-                })
+        Evidence::Rank { selected, scores, probe } => {
+            // `a` ranks above `b`: a higher score; among equal scores the
+            // smaller key, then the smaller id.
+            let above = |a: (&str, f64, u64), b: (&str, f64, u64)| {
+                a.1 > b.1 || (a.1 == b.1 && (a.2 < b.2 || (a.2 == b.2 && a.0 < b.0)))
+            };
+            let mut leader: Option<(&str, f64, u64)> = None;
+            for (id, score, key) in scores {
+                if score.is_finite() && leader.is_none_or(|l| above((id, *score, *key), l)) {
+                    leader = Some((id, *score, *key));
+                }
+            }
+            let Some(leader) = leader else { return false };
+            // A probe: a held-back service that would rank above the leader
+            // without its risk, due by a half-open breaker or the draw; the
+            // best of them.
+            let mut probed: Option<(&str, f64, u64)> = None;
+            if let Some(probing) = probe {
+                for (id, clean, half_open) in &probing.held {
+                    let Some((_, _, key)) = scores.iter().find(|s| &s.0 == id) else { continue };
+                    let candidate = (id.as_str(), *clean, *key);
+                    let due = *half_open || probing.draw < probing.share;
+                    if id != leader.0 && due && clean.is_finite() && above(candidate, leader)
+                        && probed.is_none_or(|p| above(candidate, p))
+                    {
+                        probed = Some(candidate);
+                    }
+                }
+            }
+            probed.unwrap_or(leader).0 == selected
         }
         Evidence::Composition { composed, required } => {
             required.iter().all(|(property, bound)| composed.get(property).is_some_and(|c| bound_meets(c, bound)))

@@ -5,19 +5,25 @@
 //! allowed localities), rules (highest priority first, then by id; a rule
 //! that cannot be evaluated fails closed), security (the token once, then
 //! permissions, privacy, trust and tenant), constraints (budget, input size).
-//! The first step that fails is the service's exclusion; the admitted ones
-//! are scored and the best is named, ties going to the smaller key
-//! `SHA-256(seed as 8 little-endian bytes || id)[..8]` (big-endian), then to
-//! the smaller id. Nothing here is shared with `caio-calculus` but its data
-//! types.
+//! Then availability: a service whose breaker is open, or half-open with no
+//! probe left, is excluded. The first step that fails is the service's
+//! exclusion; the admitted ones are scored and the best is named, ties going
+//! to the smaller key `SHA-256(seed as 8 little-endian bytes || id)[..8]`
+//! (big-endian), then to the smaller id. Then the probe rule: a service held
+//! back by its record (positive risk, or a half-open breaker) whose score
+//! without the risk term would rank above the best is due a probe when its
+//! breaker is half-open or the request's draw is below the probe share; the
+//! best such service is selected instead. Nothing here is shared with
+//! `caio-calculus` but its data types.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use caio_calculus::breaker::{Availability, Health};
 use caio_calculus::contract::{Contract, Locality, PermissionMode};
 use caio_calculus::guarantee::Bound;
 use caio_calculus::request::{CapabilitiesMode, Request, Sensitivity};
 use caio_calculus::rules::RuleSpec;
-use caio_calculus::score::{History, ScoreConfig};
+use caio_calculus::score::{History, ScoreConfig, Weights};
 use caio_calculus::security::{AuthConfig, KeyAlgorithm};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -48,8 +54,12 @@ pub struct Judgement {
     pub unauthenticated: Option<String>,
     /// Each service's verdict, by id (empty when unauthenticated).
     pub verdicts: BTreeMap<String, Verdict>,
-    /// The best admitted service.
+    /// The best admitted service by score.
     pub best: Option<String>,
+    /// The service to select: the best, or the one the probe rule picks.
+    pub selected: Option<String>,
+    /// Whether `selected` is a probe.
+    pub probe: bool,
 }
 
 impl Judgement {
@@ -78,6 +88,8 @@ pub struct World<'a> {
     pub auth: &'a AuthConfig,
     /// Observations per service.
     pub history: &'a History,
+    /// The breakers that are not closed.
+    pub health: &'a Health,
     /// Score settings.
     pub score: &'a ScoreConfig,
     /// The tie-break seed.
@@ -90,11 +102,25 @@ pub struct World<'a> {
 pub fn judge(request: &Request, world: &World) -> Judgement {
     let claims = match authenticate(&request.token, world.auth, world.now) {
         Ok(claims) => claims,
-        Err(why) => return Judgement { unauthenticated: Some(why), verdicts: BTreeMap::new(), best: None },
+        Err(why) => {
+            return Judgement {
+                unauthenticated: Some(why),
+                verdicts: BTreeMap::new(),
+                best: None,
+                selected: None,
+                probe: false,
+            };
+        }
     };
     let mut verdicts = BTreeMap::new();
     for contract in world.services {
-        let excluded = first_failure(contract, request, world.rules, &claims);
+        let excluded = first_failure(contract, request, world.rules, &claims).or_else(|| {
+            match world.health.get(&contract.id) {
+                Some(Availability::Open { .. }) => Some(("availability", "open".to_string())),
+                Some(Availability::HalfOpen { probes_left: 0 }) => Some(("availability", "half_open".to_string())),
+                _ => None,
+            }
+        });
         let verdict = match excluded {
             Some((step, what)) => Verdict::Excluded { step, what },
             None => Verdict::Admitted { score: None },
@@ -104,24 +130,67 @@ pub fn judge(request: &Request, world: &World) -> Judgement {
     let admitted: Vec<&Contract> =
         world.services.iter().filter(|c| verdicts[&c.id] == Verdict::Admitted { score: None }).collect();
     let field = crate::score::field_terms(request, admitted.iter().filter_map(|c| c.encoding.as_deref()), world.score);
+    // `a` ranks above `b`: a higher score, then the smaller key, then the smaller id.
+    let above = |a: &(f64, u64, String), b: &(f64, u64, String)| {
+        a.0 > b.0 || (a.0 == b.0 && (a.1 < b.1 || (a.1 == b.1 && a.2 < b.2)))
+    };
     let mut best: Option<(f64, u64, String)> = None;
+    // Services held back by their record: (score without risk, key, id, half-open).
+    let mut held: Vec<((f64, u64, String), bool)> = Vec::new();
     for contract in admitted {
-        let score =
-            field.and_then(|f| crate::score::total(contract, request, world.history.get(&contract.id), f, world.score));
+        let history = world.history.get(&contract.id);
+        let score = field.and_then(|f| crate::score::total(contract, request, history, f, world.score));
         verdicts.insert(contract.id.clone(), Verdict::Admitted { score });
         let Some(score) = score else { continue };
         let candidate = (score, tie_key(world.seed, &contract.id), contract.id.clone());
-        let better = match &best {
-            None => true,
-            Some((s, k, id)) => {
-                score > *s || (score == *s && (candidate.1 < *k || (candidate.1 == *k && candidate.2 < *id)))
+        let half_open = matches!(world.health.get(&contract.id), Some(Availability::HalfOpen { .. }));
+        if crate::score::risk(history, world.score) > 0.0 || half_open {
+            let riskless = ScoreConfig { weights: Weights { risk: 0.0, ..world.score.weights }, ..*world.score };
+            if let Some(clean) = field.and_then(|f| crate::score::total(contract, request, history, f, &riskless)) {
+                held.push(((clean, candidate.1, candidate.2.clone()), half_open));
             }
-        };
-        if better {
+        }
+        if best.as_ref().is_none_or(|b| above(&candidate, b)) {
             best = Some(candidate);
         }
     }
-    Judgement { unauthenticated: None, verdicts, best: best.map(|b| b.2) }
+    let draw = probe_draw(world.seed, request);
+    let mut probed: Option<(f64, u64, String)> = None;
+    if let Some(leader) = &best {
+        for (candidate, half_open) in held {
+            let due = half_open || draw < world.score.probe_share;
+            if candidate.2 != leader.2 && due && above(&candidate, leader) && probed.as_ref().is_none_or(|p| above(&candidate, p)) {
+                probed = Some(candidate);
+            }
+        }
+    }
+    let best = best.map(|b| b.2);
+    Judgement {
+        unauthenticated: None,
+        verdicts,
+        selected: probed.as_ref().map(|p| p.2.clone()).or_else(|| best.clone()),
+        probe: probed.is_some(),
+        best,
+    }
+}
+
+/// The request's probe draw in [0, 1): the first 8 bytes (big-endian) of
+/// `SHA-256("probe" || seed as 8 little-endian bytes || request digest)`,
+/// keeping their top 53 bits, over 2^53; the request digest is the hex
+/// SHA-256 of the request's canonical JSON.
+pub fn probe_draw(seed: u64, request: &Request) -> f64 {
+    let text = crate::trace::canonical(&serde_json::to_value(request).expect("a request is JSON"));
+    let request_digest: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let mut hasher = Sha256::new();
+    hasher.update(b"probe");
+    hasher.update(seed.to_le_bytes());
+    hasher.update(request_digest.as_bytes());
+    let digest = hasher.finalize();
+    let mut bits = 0u64;
+    for byte in &digest[..8] {
+        bits = (bits << 8) | u64::from(*byte);
+    }
+    (bits >> 11) as f64 / 9_007_199_254_740_992.0
 }
 
 /// The tie-break key of the specification.

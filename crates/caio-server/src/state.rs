@@ -168,6 +168,7 @@ impl AppState {
         gateway: Gateway,
     ) -> Result<AppState, StartError> {
         let shared = Shared::new(&config.shared).map_err(StartError::Shared)?;
+        let gateway = gateway.with_half_life(config.route.score.half_life_ms);
         let generation = store.registry_generation().map_err(StartError::Store)?;
         let registry = store.registry().map_err(StartError::Store)?;
         gateway.declare(&registry);
@@ -202,30 +203,33 @@ impl AppState {
         let registry = self.0.store.registry()?;
         self.0.registry_generation.store(generation, Ordering::Relaxed);
         self.0.gateway.declare(&registry);
-        let observed = self.0.gateway.observed();
-        self.0.history_generation.store(observed.generation(), Ordering::Relaxed);
+        self.0.history_generation.store(self.0.gateway.observed().generation(), Ordering::Relaxed);
         let router = Router::new(registry, self.0.config.policy.clone(), self.0.config.route.clone())
-            .with_history(observed.history());
+            .with_history(self.0.gateway.history());
         *self.0.router.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(router);
         Ok(())
     }
 
     /// Gives the routing snapshot the history the gateway has observed, at
     /// most once per `history_every`: the score then reads real failure
-    /// rates and latencies without a rebuild per call.
+    /// rates and latencies without a rebuild per call. Also when nothing
+    /// new was observed but failures in the snapshot are still fading:
+    /// an outranked service gets few calls, and its record must recover
+    /// with time alone.
     pub(crate) fn absorb_history(&self) {
-        let observed = self.0.gateway.observed();
-        let generation = observed.generation();
-        if generation == self.0.history_generation.load(Ordering::Relaxed) {
-            return;
-        }
         let Ok(mut at) = self.0.history_at.try_lock() else { return };
         if at.elapsed() < self.0.config.history_every {
             return;
         }
+        let generation = self.0.gateway.observed().generation();
+        let current = self.router();
+        let fading = current.history().values().any(|h| h.failures > 1e-3 || h.violations > 1e-3);
+        if generation == self.0.history_generation.load(Ordering::Relaxed) && !fading {
+            return;
+        }
         *at = Instant::now();
         self.0.history_generation.store(generation, Ordering::Relaxed);
-        let router = (*self.router()).clone().with_history(observed.history());
+        let router = (*current).clone().with_history(self.0.gateway.history());
         *self.0.router.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(router);
     }
 

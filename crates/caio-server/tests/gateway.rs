@@ -200,7 +200,7 @@ async fn breakers_and_observed_history_are_visible_per_service_and_in_metrics() 
 }
 
 #[tokio::test]
-async fn observed_failures_feed_the_score() {
+async fn thin_evidence_moves_nothing_and_an_open_breaker_excludes_its_service() {
     let (flaky, spare) = (Upstream::start("flaky").await, Upstream::start("spare").await);
     flaky.always(Some(Fault::ServerError));
     let server = server(vec![
@@ -210,14 +210,25 @@ async fn observed_failures_feed_the_score() {
     .await;
     let route = || async {
         let request = json!({"id": "r", "capabilities": ["chat"], "estimated_tokens": 1000});
-        let decision =
-            body_of(client().post(format!("{}/v1/route", server.url)).bearer_auth(caller()).json(&request)).await;
-        decision["selected"]["service"].as_str().unwrap().to_string()
+        body_of(client().post(format!("{}/v1/route", server.url)).bearer_auth(caller()).json(&request)).await
     };
-    assert_eq!(route().await, "flaky", "cheaper, and nothing observed yet");
-    let (status, headers, _) = chat(&server, hello(), &[]).await;
+    assert_eq!(route().await["selected"]["service"], "flaky", "cheaper, and nothing observed yet");
+    // Calls as dear as the routed request, so that the price difference is the same.
+    let tokens = [("x-caio-request", r#"{"estimated_tokens": 1000}"#)];
+    let (status, headers, _) = chat(&server, hello(), &tokens).await;
     assert_eq!((status, headers["x-caio-service"].to_str().unwrap()), (StatusCode::OK, "spare"));
-    assert_eq!(route().await, "spare", "two failures observed: the score ranks it below the healthy one");
+    let decision = route().await;
+    assert_eq!(decision["selected"]["service"], "flaky", "two failures are thin evidence: {decision}");
+    // Two more failures open its breaker (4 of 4): the decision excludes it.
+    chat(&server, hello(), &tokens).await;
+    let decision = route().await;
+    assert_eq!(decision["selected"]["service"], "spare", "{decision}");
+    let excluded = decision["rejected"].as_array().unwrap().iter().find(|r| r["service"] == "flaky").unwrap();
+    assert_eq!(excluded["step"], "availability");
+    assert!(excluded["reason"].as_str().unwrap().starts_with("circuit breaker open since"), "{excluded}");
+    let hits = flaky.hits();
+    assert_eq!(chat(&server, hello(), &[]).await.1["x-caio-attempts"], "1", "the spare is called, and only it");
+    assert_eq!(flaky.hits(), hits);
 }
 
 #[tokio::test]

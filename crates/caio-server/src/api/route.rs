@@ -7,7 +7,8 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use caio_calculus::contract::{Format, quoted};
-use caio_calculus::proof::Proof;
+use caio_calculus::breaker::Availability;
+use caio_calculus::proof::{Proof, Reason};
 use caio_calculus::request::{Request, parse_request};
 use caio_calculus::route::{Decision, RouteError};
 use schemars::JsonSchema;
@@ -121,12 +122,34 @@ pub(crate) fn refused(state: &AppState, error: RouteError) -> ApiError {
                 .iter()
                 .map(|r| serde_json::json!({"service": r.service, "step": r.step.to_string(), "reason": r.reason.to_string()}))
                 .collect();
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "no_service",
-                "no service qualifies for this request; `details` says why each was excluded",
-            )
-            .with_details(serde_json::Value::Array(details))
+            // Services that passed every other step and are kept away only by
+            // their breakers: a retry later may succeed.
+            let now_ms = state.gateway().clock().now_ms();
+            let retry_at = rejected
+                .iter()
+                .filter_map(|r| match &r.reason {
+                    Reason::Unavailable { availability: Availability::Open { retry_at_ms, .. } } => Some(*retry_at_ms),
+                    Reason::Unavailable { .. } => Some(now_ms),
+                    _ => None,
+                })
+                .min();
+            let error = match retry_at {
+                Some(at) => {
+                    let mut error = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "breakers_open",
+                        "every service that qualifies has an open circuit breaker; retry later (`Retry-After`), `details` says why each was excluded",
+                    );
+                    error.retry_after = Some(at.saturating_sub(now_ms).div_ceil(1000).max(1));
+                    error
+                }
+                None => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_service",
+                    "no service qualifies for this request; `details` says why each was excluded",
+                ),
+            };
+            error.with_details(serde_json::Value::Array(details))
         }
         RouteError::LogFull(e) => {
             metrics.decision("error");
@@ -193,7 +216,8 @@ pub(crate) async fn decide(
         }
     })?;
     state.absorb_history();
-    let decision = state.router().route(&request, state.now()).map_err(|e| refused(state, e))?;
+    let health = state.gateway().health();
+    let decision = state.router().route_after(&request, state.now(), &health, None).map_err(|e| refused(state, e))?;
     for rejection in &decision.rejected {
         state.metrics().rejection(&rejection.step.to_string(), &reason_kind(&rejection.reason));
     }

@@ -59,9 +59,13 @@ pub struct ServiceView {
     /// Its circuit breaker in this process (`closed` until first used).
     #[schemars(with = "serde_json::Value")]
     pub breaker: caio_gateway::BreakerView,
-    /// What this process has observed of its calls (what the score reads).
+    /// What this process has observed of its calls since it started.
     #[schemars(with = "serde_json::Value")]
-    pub observed: caio_calculus::score::ServiceHistory,
+    pub observed: caio_gateway::Totals,
+    /// What the score reads now: the same calls, each weighing half as
+    /// much every `score.half_life_ms`.
+    #[schemars(with = "serde_json::Value")]
+    pub weighted: caio_calculus::score::ServiceHistory,
 }
 
 fn summary(record: &ServiceRecord) -> ServiceSummary {
@@ -80,6 +84,7 @@ fn view(state: &AppState, record: ServiceRecord) -> ServiceView {
     ServiceView {
         breaker: gateway.breakers().view(&record.id),
         observed: gateway.observed().of(&record.id).unwrap_or_default(),
+        weighted: state.router().history().get(&record.id).copied().unwrap_or_default(),
         id: record.id,
         deprecated_at: record.deprecated_at,
         versions: record
