@@ -45,6 +45,22 @@ pub struct Call {
     pub id: String,
     /// Seconds since the epoch, for `created`.
     pub created: u64,
+    /// Whether the caller allows a stream cut mid-answer to start over on
+    /// another service (it is told in the stream) when no service can
+    /// continue it.
+    pub restart: bool,
+}
+
+impl Call {
+    /// The same chat call with `partial` as the assistant's last message
+    /// (prefill): a service that continues it finishes the answer.
+    pub fn continuing(&self, partial: &str) -> Call {
+        let mut call = self.clone();
+        if let Some(messages) = call.body.get_mut("messages").and_then(Value::as_array_mut) {
+            messages.push(json!({"role": "assistant", "content": partial}));
+        }
+        call
+    }
 }
 
 /// The request to send to a service.
@@ -350,7 +366,7 @@ mod tests {
     }
 
     fn call(operation: Operation, body: Value) -> Call {
-        Call { operation, stream: false, body, id: "chatcmpl-1".into(), created: 7 }
+        Call { operation, stream: false, body, id: "chatcmpl-1".into(), created: 7, restart: false }
     }
 
     #[test]

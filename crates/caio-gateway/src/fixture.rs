@@ -2,39 +2,75 @@
 //! server on 127.0.0.1 that speaks the OpenAI format (`/v1/chat/completions`,
 //! `/v1/embeddings`, streamed or not), Ollama's native API (`/api/chat`,
 //! `/api/embeddings`) and a generic JSON API (`/generate`), and injects the
-//! faults queued with [`Upstream::push`]: 500s, 429 with `Retry-After`,
-//! slow answers, malformed JSON, a stream cut mid-way, a redirect.
+//! faults queued with [`Upstream::push`]: every way a provider fails that
+//! the fault catalogue knows (statuses, resets, silence, slow first tokens,
+//! cut, stalled and malformed streams, streams without `[DONE]`, refusals
+//! of the request's content).
+//!
+//! A streamed answer is [`Upstream::words`] words long; given a last message
+//! from the assistant (prefill), it continues that text instead of starting
+//! over. It reports usage (in the final chunk when the request asks with
+//! `stream_options.include_usage`).
 //!
 //! It must never be used outside tests and benchmarks: it answers canned
 //! text, not a model's.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// What the server does with one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// Answers 500.
     ServerError,
-    /// Answers 429 with `Retry-After` in seconds.
+    /// Answers 503.
+    Unavailable,
+    /// Answers 429, with `Retry-After` in seconds when given.
     RateLimited(f64),
+    /// Answers 429 without `Retry-After`.
+    RateLimitedBare,
     /// Answers after a delay.
     Slow(Duration),
     /// Answers 200 with a body that is not JSON.
     Malformed,
     /// Streams two chunks and closes the connection without finishing.
     CutStream,
+    /// Streams `n` chunks, then closes the connection without finishing.
+    CutAfter(usize),
+    /// Streams `n` chunks, then sends nothing for the duration, then the rest.
+    StallAfter(usize, Duration),
+    /// Streams `n` chunks, then one that is not JSON, then the rest.
+    MalformedChunk(usize),
+    /// Streams the whole answer with its `finish_reason`, and ends the body
+    /// cleanly without `data: [DONE]`.
+    NoDone,
+    /// Sends the response head at once and the first chunk after the delay
+    /// (the whole answer after it, when not streamed).
+    FirstTokenAfter(Duration),
+    /// Resets the connection (TCP RST) before sending a byte.
+    Reset,
+    /// Reads the request and never answers.
+    Silent,
+    /// Answers 400 `context_length_exceeded`, as OpenAI and vLLM do.
+    ContextLength,
+    /// Answers 400 `content_filter`, as Azure OpenAI does.
+    ContentFilter,
+    /// Answers 400 when the last message is the assistant's (no prefill).
+    RejectsPrefill,
     /// Answers 400 (the request itself is refused).
     BadRequest,
     /// Answers 404 (a wrong path or model name).
@@ -43,13 +79,15 @@ pub enum Fault {
     Redirect(String),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     queue: Mutex<VecDeque<Fault>>,
     always: Mutex<Option<Fault>>,
     hits: AtomicU64,
+    arrivals: Mutex<Vec<Instant>>,
     seen: Mutex<Vec<(String, HeaderMap, Value)>>,
     chunk_gap: Mutex<Duration>,
+    words: AtomicU64,
     name: String,
 }
 
@@ -68,6 +106,76 @@ impl Drop for Upstream {
     }
 }
 
+/// One accepted connection's switch: a handler that resets its connection
+/// sets it, and the connection's next write sends a TCP RST instead.
+#[derive(Debug, Clone, Default)]
+struct Connection {
+    reset: Arc<AtomicBool>,
+}
+
+/// A TCP stream that resets instead of writing once its switch is set.
+struct Resettable {
+    stream: tokio::net::TcpStream,
+    connection: Connection,
+}
+
+impl Resettable {
+    fn reset_if_asked(&self) -> std::io::Result<()> {
+        if self.connection.reset.load(Ordering::SeqCst) {
+            // With a zero linger time, closing the socket sends a RST.
+            let _ = self.stream.set_zero_linger();
+            return Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        }
+        Ok(())
+    }
+}
+
+impl AsyncRead for Resettable {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Resettable {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.reset_if_asked()?;
+        Pin::new(&mut self.stream).poll_write(cx, data)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.reset_if_asked()?;
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+struct Listener(tokio::net::TcpListener);
+
+impl axum::serve::Listener for Listener {
+    type Io = Resettable;
+    type Addr = Connection;
+
+    async fn accept(&mut self) -> (Resettable, Connection) {
+        loop {
+            if let Ok((stream, _)) = self.0.accept().await {
+                let connection = Connection::default();
+                return (Resettable { stream, connection: connection.clone() }, connection);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Connection> {
+        Ok(Connection::default())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Connection {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Connection {
+        stream.remote_addr().clone()
+    }
+}
+
 impl Upstream {
     /// Starts a server whose answers say `name`, on a free loopback port.
     pub async fn start(name: &str) -> Upstream {
@@ -78,7 +186,16 @@ impl Upstream {
     /// Starts a server on `listener`.
     pub fn on(listener: tokio::net::TcpListener, name: &str) -> Upstream {
         let addr = listener.local_addr().expect("a bound listener has an address");
-        let shared = Arc::new(Shared { name: name.to_string(), ..Shared::default() });
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            always: Mutex::default(),
+            hits: AtomicU64::new(0),
+            arrivals: Mutex::default(),
+            seen: Mutex::default(),
+            chunk_gap: Mutex::default(),
+            words: AtomicU64::new(0),
+            name: name.to_string(),
+        });
         let app = Router::new()
             .route("/v1/chat/completions", post(openai_chat))
             .route("/v1/embeddings", post(openai_embeddings))
@@ -87,7 +204,8 @@ impl Upstream {
             .route("/generate", post(generic))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let service = app.into_make_service_with_connect_info::<Connection>();
+            let _ = axum::serve(Listener(listener), service).await;
         });
         Upstream { addr, shared, task }
     }
@@ -117,9 +235,20 @@ impl Upstream {
         *self.shared.chunk_gap.lock().unwrap() = gap;
     }
 
+    /// Answers `n` words (`w1 w2 ...`), one streamed chunk each, instead of
+    /// "Hello from upstream".
+    pub fn words(&self, n: usize) {
+        self.shared.words.store(n as u64, Ordering::SeqCst);
+    }
+
     /// Requests received so far.
     pub fn hits(&self) -> u64 {
         self.shared.hits.load(Ordering::SeqCst)
+    }
+
+    /// When each request arrived.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        self.shared.arrivals.lock().unwrap().clone()
     }
 
     /// Every request received: path, headers, body.
@@ -128,30 +257,93 @@ impl Upstream {
     }
 }
 
-async fn arrive(shared: &Shared, path: &str, headers: &HeaderMap, body: &Bytes) -> (Option<Fault>, Value) {
+impl Shared {
+    /// The answer's chunks of text.
+    fn answer(&self) -> Vec<String> {
+        match self.words.load(Ordering::SeqCst) {
+            0 => ["Hello", " from", " upstream"].iter().map(|w| w.to_string()).chain([format!(" ({})", self.name)]).collect(),
+            n => (1..=n).map(|i| if i == 1 { "w1".to_string() } else { format!(" w{i}") }).collect(),
+        }
+    }
+}
+
+async fn arrive(
+    shared: &Shared,
+    connection: &Connection,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> (Option<Fault>, Value) {
     shared.hits.fetch_add(1, Ordering::SeqCst);
+    shared.arrivals.lock().unwrap().push(Instant::now());
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     shared.seen.lock().unwrap().push((path.to_string(), headers.clone(), body.clone()));
     let fault = shared.queue.lock().unwrap().pop_front().or_else(|| shared.always.lock().unwrap().clone());
-    if let Some(Fault::Slow(delay)) = fault {
-        tokio::time::sleep(delay).await;
-        return (None, body);
+    match fault {
+        Some(Fault::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            (None, body)
+        }
+        Some(Fault::Reset) => {
+            connection.reset.store(true, Ordering::SeqCst);
+            (Some(Fault::Reset), body)
+        }
+        Some(Fault::Silent) => std::future::pending().await,
+        Some(Fault::FirstTokenAfter(delay)) if body.get("stream").and_then(Value::as_bool) != Some(true) => {
+            tokio::time::sleep(delay).await;
+            (None, body)
+        }
+        fault => (fault, body),
     }
-    (fault, body)
 }
 
-fn fail(fault: &Fault) -> Option<Response> {
+fn openai_error(status: StatusCode, message: &str, kind: &str, code: Value, param: Value) -> Response {
+    (status, axum::Json(json!({"error": {"message": message, "type": kind, "param": param, "code": code}}))).into_response()
+}
+
+fn fail(fault: &Fault, request: &Value) -> Option<Response> {
     Some(match fault {
         Fault::ServerError => {
             (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": {"message": "injected failure"}})))
                 .into_response()
         }
+        Fault::Unavailable => {
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": {"message": "injected outage"}}))).into_response()
+        }
         Fault::RateLimited(seconds) => {
             (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, seconds.to_string())], "slow down").into_response()
         }
+        Fault::RateLimitedBare => openai_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Rate limit reached for requests",
+            "requests",
+            json!("rate_limit_exceeded"),
+            Value::Null,
+        ),
         Fault::Malformed => {
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"choices\": [").into_response()
         }
+        Fault::ContextLength => openai_error(
+            StatusCode::BAD_REQUEST,
+            "This model's maximum context length is 4096 tokens. However, your messages resulted in 9000 tokens.",
+            "invalid_request_error",
+            json!("context_length_exceeded"),
+            json!("messages"),
+        ),
+        Fault::ContentFilter => openai_error(
+            StatusCode::BAD_REQUEST,
+            "The response was filtered due to the prompt triggering the content management policy.",
+            "invalid_request_error",
+            json!("content_filter"),
+            json!("prompt"),
+        ),
+        Fault::RejectsPrefill if prefill(request).is_some() => openai_error(
+            StatusCode::BAD_REQUEST,
+            "the last message must be the user's",
+            "invalid_request_error",
+            Value::Null,
+            json!("messages"),
+        ),
         Fault::BadRequest => {
             (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": "injected refusal"}}))).into_response()
         }
@@ -159,62 +351,128 @@ fn fail(fault: &Fault) -> Option<Response> {
             (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"message": "no such model"}}))).into_response()
         }
         Fault::Redirect(to) => (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to.clone())]).into_response(),
-        Fault::Slow(_) | Fault::CutStream => return None,
+        // The handler's response is never written: the connection resets.
+        Fault::Reset => StatusCode::OK.into_response(),
+        _ => return None,
     })
 }
 
-const WORDS: [&str; 3] = ["Hello", " from", " upstream"];
+/// The assistant's partial answer, when the request ends with one.
+fn prefill(request: &Value) -> Option<String> {
+    let last = request.get("messages")?.as_array()?.last()?;
+    (last.get("role")?.as_str()? == "assistant").then(|| last.get("content")?.as_str().map(str::to_string))?
+}
 
-fn stream_body(events: Vec<Bytes>, gap: Duration, cut: bool) -> Body {
+/// How a stream goes wrong, if it does.
+#[derive(Debug, Clone, Copy, Default)]
+struct Shape {
+    cut_after: Option<usize>,
+    stall: Option<(usize, Duration)>,
+    malformed_at: Option<usize>,
+    first_delay: Option<Duration>,
+    done: bool,
+}
+
+impl Shape {
+    fn of(fault: Option<&Fault>) -> Shape {
+        let mut shape = Shape { done: true, ..Shape::default() };
+        match fault {
+            Some(Fault::CutStream) => shape.cut_after = Some(2),
+            Some(Fault::CutAfter(n)) => shape.cut_after = Some(*n),
+            Some(Fault::StallAfter(n, pause)) => shape.stall = Some((*n, *pause)),
+            Some(Fault::MalformedChunk(n)) => shape.malformed_at = Some(*n),
+            Some(Fault::FirstTokenAfter(delay)) => shape.first_delay = Some(*delay),
+            Some(Fault::NoDone) => shape.done = false,
+            _ => {}
+        }
+        shape
+    }
+}
+
+/// The events of a stream, sent with `gap` between them and the faults of
+/// `shape`. Counting starts at the first chunk of text.
+fn stream_body(events: Vec<Bytes>, gap: Duration, shape: Shape) -> Body {
     let stream = futures_util::stream::unfold((events.into_iter(), 0usize), move |(mut events, sent)| async move {
-        if cut && sent == 2 {
+        if sent == usize::MAX {
+            return None;
+        }
+        if shape.cut_after == Some(sent) {
             // After a pause, so that the chunks before are flushed first.
             tokio::time::sleep(gap.max(Duration::from_millis(20))).await;
             return Some((Err(std::io::Error::other("injected cut")), (events, usize::MAX)));
         }
-        if sent == usize::MAX {
-            return None;
+        if shape.malformed_at == Some(sent) {
+            return Some((Ok(Bytes::from_static(b"data: {\"choices\": [{\"delta\": {\"content\": \"broken\n\n")), (events, sent + 1)));
         }
         let next = events.next()?;
-        if sent > 0 {
-            tokio::time::sleep(gap).await;
+        match (sent, shape.first_delay, shape.stall) {
+            (0, Some(delay), _) => tokio::time::sleep(delay).await,
+            (_, _, Some((at, pause))) if at == sent => tokio::time::sleep(pause).await,
+            (0, _, _) => {}
+            _ => tokio::time::sleep(gap).await,
         }
         Some((Ok::<_, std::io::Error>(next), (events, sent + 1)))
     });
     Body::from_stream(stream)
 }
 
-async fn openai_chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (fault, request) = arrive(&shared, "/v1/chat/completions", &headers, &body).await;
-    if let Some(response) = fault.as_ref().and_then(fail) {
+fn usage(prompt: usize, completion: usize) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+async fn openai_chat(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (fault, request) = arrive(&shared, &connection, "/v1/chat/completions", &headers, &body).await;
+    if let Some(response) = fault.as_ref().and_then(|f| fail(f, &request)) {
         return response;
     }
     let model = request.get("model").cloned().unwrap_or(Value::Null);
-    let name = &shared.name;
+    let mut words = shared.answer();
+    // Prefill: continue the assistant's partial answer where it stopped.
+    if let Some(partial) = prefill(&request) {
+        let mut covered = String::new();
+        let skip = words.iter().take_while(|w| {
+            covered.push_str(w);
+            partial.starts_with(&covered)
+        });
+        let skip = skip.count();
+        if words.concat().starts_with(&partial) {
+            words.drain(..skip);
+        }
+    }
+    let prompt_tokens = request.get("messages").and_then(Value::as_array).map_or(0, Vec::len) * 3;
+    let chunk = |delta: Value, finish: Value| {
+        let chunk = json!({"id": "up-1", "object": "chat.completion.chunk", "created": 1, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        Bytes::from(format!("data: {chunk}\n\n"))
+    };
     if request.get("stream").and_then(Value::as_bool) == Some(true) {
-        let mut events: Vec<Bytes> = WORDS
+        let last = words.len().saturating_sub(1);
+        let mut events: Vec<Bytes> = words
             .iter()
-            .map(|w| {
-                let chunk = json!({"id": "up-1", "object": "chat.completion.chunk", "created": 1, "model": model,
-                    "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": null}]});
-                Bytes::from(format!("data: {chunk}\n\n"))
-            })
+            .enumerate()
+            .map(|(i, w)| chunk(json!({"content": w}), if i == last { json!("stop") } else { Value::Null }))
             .collect();
-        let last = json!({"id": "up-1", "object": "chat.completion.chunk", "created": 1, "model": model,
-            "choices": [{"index": 0, "delta": {"content": format!(" ({name})")}, "finish_reason": "stop"}]});
-        events.push(Bytes::from(format!("data: {last}\n\n")));
-        events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        if request.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
+            let usage = json!({"id": "up-1", "object": "chat.completion.chunk", "created": 1, "model": model,
+                "choices": [], "usage": usage(prompt_tokens, words.len())});
+            events.push(Bytes::from(format!("data: {usage}\n\n")));
+        }
+        let shape = Shape::of(fault.as_ref());
+        if shape.done {
+            events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        }
         let gap = *shared.chunk_gap.lock().unwrap();
-        return (
-            [(header::CONTENT_TYPE, "text/event-stream")],
-            stream_body(events, gap, fault == Some(Fault::CutStream)),
-        )
-            .into_response();
+        return ([(header::CONTENT_TYPE, "text/event-stream")], stream_body(events, gap, shape)).into_response();
     }
     axum::Json(json!({
         "id": "up-1", "object": "chat.completion", "created": 1, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("{} ({name})", WORDS.concat())}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat()}, "finish_reason": "stop"}],
+        "usage": usage(prompt_tokens, words.len())
     }))
     .into_response()
 }
@@ -223,9 +481,14 @@ fn vector(name: &str) -> Vec<f64> {
     vec![name.len() as f64, 0.5, -0.25]
 }
 
-async fn openai_embeddings(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (fault, request) = arrive(&shared, "/v1/embeddings", &headers, &body).await;
-    if let Some(response) = fault.as_ref().and_then(fail) {
+async fn openai_embeddings(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (fault, request) = arrive(&shared, &connection, "/v1/embeddings", &headers, &body).await;
+    if let Some(response) = fault.as_ref().and_then(|f| fail(f, &request)) {
         return response;
     }
     let inputs = match request.get("input") {
@@ -238,14 +501,20 @@ async fn openai_embeddings(State(shared): State<Arc<Shared>>, headers: HeaderMap
         .into_response()
 }
 
-async fn ollama_chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (fault, request) = arrive(&shared, "/api/chat", &headers, &body).await;
-    if let Some(response) = fault.as_ref().and_then(fail) {
+async fn ollama_chat(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (fault, request) = arrive(&shared, &connection, "/api/chat", &headers, &body).await;
+    if let Some(response) = fault.as_ref().and_then(|f| fail(f, &request)) {
         return response;
     }
     let model = request.get("model").cloned().unwrap_or(Value::Null);
+    let words = shared.answer();
     if request.get("stream").and_then(Value::as_bool) != Some(false) {
-        let mut lines: Vec<Bytes> = WORDS
+        let mut lines: Vec<Bytes> = words
             .iter()
             .map(|w| {
                 Bytes::from(format!(
@@ -256,28 +525,35 @@ async fn ollama_chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
             .collect();
         lines.push(Bytes::from(format!("{}\n", json!({"model": model, "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop"}))));
         let gap = *shared.chunk_gap.lock().unwrap();
-        return (
-            [(header::CONTENT_TYPE, "application/x-ndjson")],
-            stream_body(lines, gap, fault == Some(Fault::CutStream)),
-        )
+        return ([(header::CONTENT_TYPE, "application/x-ndjson")], stream_body(lines, gap, Shape::of(fault.as_ref())))
             .into_response();
     }
-    axum::Json(json!({"model": model, "message": {"role": "assistant", "content": format!("{} ({})", WORDS.concat(), shared.name)},
-        "done": true, "done_reason": "stop", "prompt_eval_count": 4, "eval_count": 3}))
+    axum::Json(json!({"model": model, "message": {"role": "assistant", "content": words.concat()},
+        "done": true, "done_reason": "stop", "prompt_eval_count": 4, "eval_count": words.len()}))
     .into_response()
 }
 
-async fn ollama_embeddings(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (fault, _) = arrive(&shared, "/api/embeddings", &headers, &body).await;
-    if let Some(response) = fault.as_ref().and_then(fail) {
+async fn ollama_embeddings(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (fault, request) = arrive(&shared, &connection, "/api/embeddings", &headers, &body).await;
+    if let Some(response) = fault.as_ref().and_then(|f| fail(f, &request)) {
         return response;
     }
     axum::Json(json!({"embedding": vector(&shared.name)})).into_response()
 }
 
-async fn generic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (fault, request) = arrive(&shared, "/generate", &headers, &body).await;
-    if let Some(response) = fault.as_ref().and_then(fail) {
+async fn generic(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (fault, request) = arrive(&shared, &connection, "/generate", &headers, &body).await;
+    if let Some(response) = fault.as_ref().and_then(|f| fail(f, &request)) {
         return response;
     }
     let text = request.get("text").and_then(Value::as_str).unwrap_or_default();

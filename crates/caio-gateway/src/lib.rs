@@ -21,6 +21,7 @@ mod execute;
 pub mod fixture;
 pub mod observe;
 pub mod resilience;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -136,7 +136,7 @@ impl Observed {
         let services = self.services.lock().unwrap_or_else(|p| p.into_inner());
         services
             .iter()
-            .map(|(id, s)| (id.clone(), s.tally.history(now_ms, half_life, s.p95())))
+            .map(|(id, s)| (id.clone(), s.tally.history(now_ms, half_life, s.p95(), s.latencies.len() as u64)))
             .collect()
     }
 

@@ -1,6 +1,8 @@
-//! Retries: which failures are worth another try on the same service, and
-//! how long to wait before it (exponential backoff with full jitter, or the
-//! server's `Retry-After`). The breakers are in [`crate::breakers`].
+//! Failures and retries: what went wrong with one try (the service's own
+//! refusals keep their meaning: a context too long, a content filter),
+//! which failures are worth another try on the same service, and how long
+//! to wait before it (exponential backoff with full jitter, or the server's
+//! `Retry-After`). The breakers are in [`crate::breakers`].
 //!
 //! This module must never make a call: the executor does, and reports here.
 
@@ -16,7 +18,8 @@ use serde::{Deserialize, Serialize};
 pub struct RetryPolicy {
     /// Retries on the same service after the first try (0: fall back at once).
     pub retries: u32,
-    /// The first backoff, in ms; it doubles with each retry.
+    /// The ceiling of the first backoff, in ms; it doubles with each retry
+    /// (the wait is drawn uniformly below it: full jitter).
     pub base_backoff_ms: u64,
     /// The longest backoff, in ms.
     pub max_backoff_ms: u64,
@@ -27,7 +30,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { retries: 2, base_backoff_ms: 50, max_backoff_ms: 2_000, max_retry_after_ms: 5_000 }
+        RetryPolicy { retries: 2, base_backoff_ms: 500, max_backoff_ms: 8_000, max_retry_after_ms: 5_000 }
     }
 }
 
@@ -39,6 +42,8 @@ pub enum Failure {
     Connect,
     /// No complete answer within the contract's timeout.
     Timeout,
+    /// No first chunk of a stream within the contract's `first_token_ms`.
+    FirstToken,
     /// The server asked to slow down (429), maybe saying for how long.
     RateLimited {
         /// Its `Retry-After`, in ms.
@@ -47,6 +52,19 @@ pub enum Failure {
     },
     /// The server failed (5xx).
     Server {
+        /// The status.
+        status: u16,
+    },
+    /// The input is longer than the service's context (400
+    /// `context_length_exceeded`): only a service that takes longer inputs
+    /// may serve it.
+    ContextLength {
+        /// The status.
+        status: u16,
+    },
+    /// The service's content filter refused the request: never retried,
+    /// never sent elsewhere.
+    ContentFilter {
         /// The status.
         status: u16,
     },
@@ -65,10 +83,12 @@ pub enum Failure {
     },
     /// The answer was not what the adapter expects.
     Malformed,
-    /// The connection broke.
+    /// The connection broke before an answer (a reset before any byte).
     Transport,
-    /// The stream ended before the server said it was done.
+    /// The stream ended or broke before the server said it was finished.
     Cut,
+    /// The stream went silent longer than the contract's `stream_gap_ms`.
+    Stalled,
     /// The destination, or a redirect, is not on the egress allowlist.
     Egress,
     /// The environment variable the contract names for the key is not set.
@@ -78,18 +98,45 @@ pub enum Failure {
 impl Failure {
     /// Whether another try on the same service may succeed.
     pub fn retryable(&self) -> bool {
-        matches!(self, Failure::Connect | Failure::RateLimited { .. } | Failure::Server { .. })
+        matches!(self, Failure::Connect | Failure::RateLimited { .. } | Failure::Server { .. } | Failure::Transport)
     }
     /// Whether the service is to blame (the breaker counts it): a refused
     /// request is the caller's problem, not the service's health, and a
     /// call never made (no key) says nothing of it. A redirect off the
     /// allowlist does count: the service sent it.
     pub fn counts_against_service(&self) -> bool {
-        !matches!(self, Failure::Rejected { .. } | Failure::Credentials)
+        !matches!(
+            self,
+            Failure::Rejected { .. }
+                | Failure::ContextLength { .. }
+                | Failure::ContentFilter { .. }
+                | Failure::Credentials
+        )
     }
-    /// Whether falling back to another service makes sense.
+    /// Whether falling back to another service makes sense (a context too
+    /// long falls back only to a service that takes longer inputs, which
+    /// the executor decides).
     pub fn falls_back(&self) -> bool {
-        !matches!(self, Failure::Rejected { .. })
+        !matches!(self, Failure::Rejected { .. } | Failure::ContentFilter { .. })
+    }
+
+    /// What a refusal of the request's content (400, 413, 422) means, read
+    /// from the service's error body: OpenAI's `error.code` and `type`, or
+    /// the words servers such as vLLM and llama.cpp use.
+    pub fn refusal(status: u16, body: Option<&serde_json::Value>) -> Failure {
+        let error = body.and_then(|b| b.get("error"));
+        let field = |name: &str| {
+            error.and_then(|e| e.get(name)).and_then(serde_json::Value::as_str).unwrap_or_default().to_lowercase()
+        };
+        let (code, kind, message) = (field("code"), field("type"), field("message"));
+        let said = |words: &[&str]| words.iter().any(|w| code.contains(w) || kind.contains(w) || message.contains(w));
+        if said(&["context_length", "context length", "maximum context", "too many tokens", "exceeds the context"]) {
+            Failure::ContextLength { status }
+        } else if said(&["content_filter", "content_policy", "content management policy", "responsibleai"]) {
+            Failure::ContentFilter { status }
+        } else {
+            Failure::Rejected { status }
+        }
     }
 }
 
@@ -98,13 +145,17 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Connect => f.write_str("connect"),
             Failure::Timeout => f.write_str("timeout"),
+            Failure::FirstToken => f.write_str("first_token_timeout"),
             Failure::RateLimited { .. } => f.write_str("rate_limited"),
             Failure::Server { status } => write!(f, "server_{status}"),
+            Failure::ContextLength { .. } => f.write_str("context_length_exceeded"),
+            Failure::ContentFilter { .. } => f.write_str("content_filter"),
             Failure::Rejected { status } => write!(f, "rejected_{status}"),
             Failure::Misconfigured { status } => write!(f, "misconfigured_{status}"),
             Failure::Malformed => f.write_str("malformed"),
             Failure::Transport => f.write_str("transport"),
             Failure::Cut => f.write_str("cut"),
+            Failure::Stalled => f.write_str("stalled"),
             Failure::Egress => f.write_str("egress_refused"),
             Failure::Credentials => f.write_str("credentials_missing"),
         }
@@ -146,6 +197,11 @@ impl RetryPolicy {
         if retry > self.retries || !failure.retryable() {
             return None;
         }
+        // A reset before any byte is tried once more: twice is the
+        // service's state, not chance.
+        if *failure == Failure::Transport && retry > 1 {
+            return None;
+        }
         if let Failure::RateLimited { retry_after_ms: Some(wait) } = failure {
             return (*wait <= self.max_retry_after_ms).then(|| Duration::from_millis(*wait));
         }
@@ -169,7 +225,18 @@ mod tests {
             assert!(policy.backoff(1, &failure, &jitter).is_some(), "{failure} is retried");
             assert!(policy.backoff(3, &failure, &jitter).is_none(), "{failure}: two retries at most");
         }
-        for failure in [Failure::Timeout, Failure::Rejected { status: 400 }, Failure::Malformed, Failure::Cut] {
+        assert!(policy.backoff(1, &Failure::Transport, &jitter).is_some(), "a reset is retried once");
+        assert!(policy.backoff(2, &Failure::Transport, &jitter).is_none(), "and only once");
+        for failure in [
+            Failure::Timeout,
+            Failure::FirstToken,
+            Failure::Rejected { status: 400 },
+            Failure::ContextLength { status: 400 },
+            Failure::ContentFilter { status: 400 },
+            Failure::Malformed,
+            Failure::Cut,
+            Failure::Stalled,
+        ] {
             assert!(policy.backoff(1, &failure, &jitter).is_none(), "{failure} is not retried on the same service");
         }
     }
@@ -184,6 +251,22 @@ mod tests {
         assert!(waits.iter().all(|w| *w < 200), "the second retry waits below 2 x base");
         assert!(waits.iter().any(|w| *w < 50) && waits.iter().any(|w| *w > 150), "the waits spread: {waits:?}");
         assert!(policy.backoff(9, &Failure::Connect, &jitter).unwrap() < Duration::from_millis(1_000), "capped");
+    }
+
+    #[test]
+    fn refusals_keep_the_providers_meaning() {
+        use serde_json::json;
+        let openai = json!({"error": {"message": "This model's maximum context length is 4096 tokens", "type": "invalid_request_error", "code": "context_length_exceeded"}});
+        assert_eq!(Failure::refusal(400, Some(&openai)), Failure::ContextLength { status: 400 });
+        let vllm = json!({"error": {"object": "error", "message": "This model's maximum context length is 2048 tokens. However, you requested 3000 tokens", "type": "BadRequestError", "code": 400}});
+        assert_eq!(Failure::refusal(400, Some(&vllm)), Failure::ContextLength { status: 400 });
+        let azure = json!({"error": {"message": "The response was filtered", "code": "content_filter", "status": 400}});
+        assert_eq!(Failure::refusal(400, Some(&azure)), Failure::ContentFilter { status: 400 });
+        assert_eq!(Failure::refusal(422, Some(&json!({"error": "bad"}))), Failure::Rejected { status: 422 });
+        assert_eq!(Failure::refusal(400, None), Failure::Rejected { status: 400 });
+        assert!(!Failure::ContentFilter { status: 400 }.falls_back());
+        assert!(Failure::ContextLength { status: 400 }.falls_back());
+        assert!(!Failure::ContextLength { status: 400 }.counts_against_service());
     }
 
     #[test]

@@ -49,6 +49,7 @@ fn chat(stream: bool) -> Call {
         stream,
         id: "chatcmpl-test".into(),
         created: 1,
+        restart: false,
     }
 }
 
@@ -63,7 +64,7 @@ fn content(reply: &Reply) -> String {
     }
 }
 
-async fn collect(reply: Reply) -> (Vec<(Duration, String)>, caio_gateway::Attempt) {
+async fn collect(reply: Reply) -> (Vec<(Duration, String)>, Vec<caio_gateway::Attempt>) {
     let Reply::Stream(mut streamed) = reply else { panic!("expected a stream") };
     let started = Instant::now();
     let mut events = Vec::new();
@@ -284,7 +285,7 @@ async fn a_stream_is_forwarded_chunk_by_chunk_as_it_arrives() {
     let first_byte = started.elapsed();
     assert_eq!(path(&attempts), ["a#1:streaming"]);
     let (events, finished) = collect(reply.unwrap()).await;
-    assert_eq!(finished.outcome, "ok");
+    assert_eq!(finished[0].outcome, "ok");
     let texts: Vec<String> = events
         .iter()
         .flat_map(|(_, e)| e.split("\n\n").filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>())
@@ -314,7 +315,7 @@ async fn a_stream_cut_midway_ends_with_an_error_event_and_counts_as_a_failure() 
     let gateway = gateway(&contracts, config());
     let (reply, _) = gateway.execute(&contracts, &chat(true)).await;
     let (events, finished) = collect(reply.unwrap()).await;
-    assert_eq!(finished.outcome, "cut");
+    assert_eq!(finished[0].outcome, "cut");
     assert_eq!(events.len(), 3, "two chunks, then the error: {events:?}");
     assert!(events[2].1.contains("\"error\"") && events[2].1.contains("ended early"), "{events:?}");
     assert_eq!(gateway.observed().totals()["a"].failures, 1);
@@ -326,7 +327,7 @@ async fn ollama_streams_are_translated_into_openai_events() {
     let contracts = [contract("o", "ollama", &up.base(), "")];
     let (reply, _) = gateway(&contracts, config()).execute(&contracts, &chat(true)).await;
     let (events, finished) = collect(reply.unwrap()).await;
-    assert_eq!(finished.outcome, "ok");
+    assert_eq!(finished[0].outcome, "ok");
     let all: String = events.iter().map(|(_, e)| e.as_str()).collect();
     assert!(all.contains("\"object\":\"chat.completion.chunk\""), "{all}");
     assert!(all.ends_with("data: [DONE]\n\n"), "{all}");
@@ -349,6 +350,7 @@ async fn the_generic_adapter_and_embeddings() {
         stream: false,
         id: "e".into(),
         created: 1,
+        restart: false,
     };
     for service in &contracts {
         let (reply, _) = gateway.execute(std::slice::from_ref(service), &embed).await;

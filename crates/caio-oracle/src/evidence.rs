@@ -64,30 +64,24 @@ pub fn establishes(evidence: &Evidence) -> bool {
             let above = |a: (&str, f64, u64), b: (&str, f64, u64)| {
                 a.1 > b.1 || (a.1 == b.1 && (a.2 < b.2 || (a.2 == b.2 && a.0 < b.0)))
             };
-            let mut leader: Option<(&str, f64, u64)> = None;
-            for (id, score, key) in scores {
-                if score.is_finite() && leader.is_none_or(|l| above((id, *score, *key), l)) {
-                    leader = Some((id, *score, *key));
-                }
-            }
-            let Some(leader) = leader else { return false };
-            // A probe: a held-back service that would rank above the leader
-            // without its risk, due by a half-open breaker or the draw; the
-            // best of them.
-            let mut probed: Option<(&str, f64, u64)> = None;
-            if let Some(probing) = probe {
-                for (id, clean, half_open) in &probing.held {
-                    let Some((_, _, key)) = scores.iter().find(|s| &s.0 == id) else { continue };
-                    let candidate = (id.as_str(), *clean, *key);
-                    let due = *half_open || probing.draw < probing.share;
-                    if id != leader.0 && due && clean.is_finite() && above(candidate, leader)
-                        && probed.is_none_or(|p| above(candidate, p))
-                    {
-                        probed = Some(candidate);
+            let first = |score_of: &dyn Fn(&str, f64) -> f64| {
+                let mut first: Option<(&str, f64, u64)> = None;
+                for (id, score, key) in scores {
+                    let score = score_of(id, *score);
+                    if score.is_finite() && first.is_none_or(|f| above((id, score, *key), f)) {
+                        first = Some((id, score, *key));
                     }
                 }
-            }
-            probed.unwrap_or(leader).0 == selected
+                first.map(|f| f.0)
+            };
+            let Some(leader) = first(&|_, score| score) else { return false };
+            let Some(probing) = probe else { return leader == selected };
+            // The ranking on the contracts alone: a recorded service's
+            // score without history, the others' as they are.
+            let alone = |id: &str, score: f64| probing.unrecorded.iter().find(|u| u.0 == id).map_or(score, |u| u.1);
+            let Some(preferred) = first(&alone) else { return false };
+            let due = probing.half_open.iter().any(|h| h == preferred) || probing.draw < probing.share;
+            selected == if preferred != leader && due { preferred } else { leader }
         }
         Evidence::Composition { composed, required } => {
             required.iter().all(|(property, bound)| composed.get(property).is_some_and(|c| bound_meets(c, bound)))

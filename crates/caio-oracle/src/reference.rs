@@ -9,12 +9,12 @@
 //! probe left, is excluded. The first step that fails is the service's
 //! exclusion; the admitted ones are scored and the best is named, ties going
 //! to the smaller key `SHA-256(seed as 8 little-endian bytes || id)[..8]`
-//! (big-endian), then to the smaller id. Then the probe rule: a service held
-//! back by its record (positive risk, or a half-open breaker) whose score
-//! without the risk term would rank above the best is due a probe when its
-//! breaker is half-open or the request's draw is below the probe share; the
-//! best such service is selected instead. Nothing here is shared with
-//! `caio-calculus` but its data types.
+//! (big-endian), then to the smaller id. Then the probe rule: the admitted
+//! services are ranked again as if nothing had been observed of any; when
+//! the best of that ranking is not the best of the first, it is selected
+//! instead, as a probe, if its breaker is half-open or the request's draw is
+//! below the probe share. Nothing here is shared with `caio-calculus` but
+//! its data types.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +23,7 @@ use caio_calculus::contract::{Contract, Locality, PermissionMode};
 use caio_calculus::guarantee::Bound;
 use caio_calculus::request::{CapabilitiesMode, Request, Sensitivity};
 use caio_calculus::rules::RuleSpec;
-use caio_calculus::score::{History, ScoreConfig, Weights};
+use caio_calculus::score::{History, ScoreConfig};
 use caio_calculus::security::{AuthConfig, KeyAlgorithm};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -135,41 +135,38 @@ pub fn judge(request: &Request, world: &World) -> Judgement {
         a.0 > b.0 || (a.0 == b.0 && (a.1 < b.1 || (a.1 == b.1 && a.2 < b.2)))
     };
     let mut best: Option<(f64, u64, String)> = None;
-    // Services held back by their record: (score without risk, key, id, half-open).
-    let mut held: Vec<((f64, u64, String), bool)> = Vec::new();
+    // The same ranking as if no service had been observed.
+    let mut best_unobserved: Option<(f64, u64, String)> = None;
     for contract in admitted {
-        let history = world.history.get(&contract.id);
-        let score = field.and_then(|f| crate::score::total(contract, request, history, f, world.score));
+        let key = tie_key(world.seed, &contract.id);
+        let score = field
+            .and_then(|f| crate::score::total(contract, request, world.history.get(&contract.id), f, world.score));
         verdicts.insert(contract.id.clone(), Verdict::Admitted { score });
-        let Some(score) = score else { continue };
-        let candidate = (score, tie_key(world.seed, &contract.id), contract.id.clone());
-        let half_open = matches!(world.health.get(&contract.id), Some(Availability::HalfOpen { .. }));
-        if crate::score::risk(history, world.score) > 0.0 || half_open {
-            let riskless = ScoreConfig { weights: Weights { risk: 0.0, ..world.score.weights }, ..*world.score };
-            if let Some(clean) = field.and_then(|f| crate::score::total(contract, request, history, f, &riskless)) {
-                held.push(((clean, candidate.1, candidate.2.clone()), half_open));
+        if let Some(score) = score {
+            let candidate = (score, key, contract.id.clone());
+            if best.as_ref().is_none_or(|b| above(&candidate, b)) {
+                best = Some(candidate);
             }
         }
-        if best.as_ref().is_none_or(|b| above(&candidate, b)) {
-            best = Some(candidate);
-        }
-    }
-    let draw = probe_draw(world.seed, request);
-    let mut probed: Option<(f64, u64, String)> = None;
-    if let Some(leader) = &best {
-        for (candidate, half_open) in held {
-            let due = half_open || draw < world.score.probe_share;
-            if candidate.2 != leader.2 && due && above(&candidate, leader) && probed.as_ref().is_none_or(|p| above(&candidate, p)) {
-                probed = Some(candidate);
+        if let Some(alone) = field.and_then(|f| crate::score::total(contract, request, None, f, world.score)) {
+            let candidate = (alone, key, contract.id.clone());
+            if best_unobserved.as_ref().is_none_or(|b| above(&candidate, b)) {
+                best_unobserved = Some(candidate);
             }
         }
     }
     let best = best.map(|b| b.2);
+    let preferred = best_unobserved.map(|b| b.2);
+    let due = |id: &str| {
+        matches!(world.health.get(id), Some(Availability::HalfOpen { .. }))
+            || probe_draw(world.seed, request) < world.score.probe_share
+    };
+    let probe = best.is_some() && preferred.is_some() && preferred != best && due(preferred.as_deref().unwrap_or_default());
     Judgement {
         unauthenticated: None,
         verdicts,
-        selected: probed.as_ref().map(|p| p.2.clone()).or_else(|| best.clone()),
-        probe: probed.is_some(),
+        selected: if probe { preferred } else { best.clone() },
+        probe,
         best,
     }
 }

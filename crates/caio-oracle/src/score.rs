@@ -282,8 +282,8 @@ pub fn total(
     config: &ScoreConfig,
 ) -> Option<f64> {
     let latency_scale = config.latency_scale_ms.max(1e-9);
-    let calls = history.map_or(0.0, |h| h.calls);
-    let observed = history.and_then(|h| h.latency_p95_ms).filter(|_| calls >= config.min_calls_for_latency as f64);
+    let samples = history.map_or(0, |h| h.latency_samples);
+    let observed = history.and_then(|h| h.latency_p95_ms).filter(|_| samples >= config.min_calls_for_latency);
     let latency_ms = match observed {
         Some(p95) => p95,
         None => match contract.guarantees.get("latency_ms").and_then(|b| b.max) {
@@ -343,7 +343,7 @@ mod tests {
     #[test]
     fn one_failure_is_no_evidence_and_many_are() {
         let config = ScoreConfig::default();
-        let history = |calls: f64, failures: f64| ServiceHistory { calls, failures, violations: 0.0, latency_p95_ms: None };
+        let history = |calls: f64, failures: f64| ServiceHistory { calls, failures, violations: 0.0, latency_p95_ms: None, latency_samples: 0 };
         assert_eq!(risk(None, &config), 0.0);
         assert_eq!(risk(Some(&history(1.0, 1.0)), &config), 0.0);
         assert_eq!(risk(Some(&history(50.0, 1.0)), &config), 0.0);

@@ -1,5 +1,9 @@
-//! The one error shape of the API: `{"error": {"code": "...", "message": "..."}}`
-//! with a stable, machine-readable code and the HTTP status that goes with it.
+//! The one error shape of the API, OpenAI's: `{"error": {"message", "type",
+//! "param", "code"}}` with a stable, machine-readable code and the HTTP
+//! status that goes with it. When a service refused a call, its own
+//! `code`, `type`, `param` and `message` are the error's (an OpenAI client
+//! sees `context_length_exceeded`), and caio's own code, message and
+//! attempts are in the `caio` extension.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,6 +23,10 @@ pub struct ApiError {
     pub details: Option<serde_json::Value>,
     /// Seconds after which the caller may try again (`Retry-After`).
     pub retry_after: Option<u64>,
+    /// The service's own error object, when a service refused the call.
+    pub upstream: Option<serde_json::Value>,
+    /// Every attempt, when services were called.
+    pub attempts: Option<serde_json::Value>,
 }
 
 /// The body of an error response.
@@ -31,19 +39,55 @@ pub struct ErrorBody {
 /// An error, as the API reports it.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ErrorDetail {
-    /// The stable code.
+    /// The stable code (a service's own, when it refused the call).
     pub code: String,
     /// What went wrong and what to do.
     pub message: String,
+    /// The kind, as OpenAI names them: `invalid_request_error`,
+    /// `authentication_error`, `permission_error`, `not_found_error`,
+    /// `rate_limit_error`, `server_error` (a service's own, when it refused).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The parameter at fault, when known.
+    pub param: Option<serde_json::Value>,
     /// Structured details, for some codes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+    /// caio's own code, message and attempts, when services were called.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub caio: Option<serde_json::Value>,
+}
+
+/// OpenAI's name for the kind of an error with this status.
+fn kind_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        409 => "conflict_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "server_error",
+    }
 }
 
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), details: None, retry_after: None }
+        ApiError { status, code, message: message.into(), details: None, retry_after: None, upstream: None, attempts: None }
+    }
+    /// The same, from a service's refusal: `error` is the service's error
+    /// object (`{"message", "type", "param", "code"}`), whose fields the
+    /// caller sees.
+    pub fn with_upstream(mut self, error: serde_json::Value) -> ApiError {
+        self.upstream = Some(error);
+        self
+    }
+    /// The same, with the attempts made.
+    pub fn with_attempts(mut self, attempts: serde_json::Value) -> ApiError {
+        self.attempts = Some(attempts);
+        self
     }
     /// The same, with structured details.
     pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
@@ -111,8 +155,27 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let upstream = self.upstream.as_ref().and_then(|u| u.as_object());
+        let text = |field: &str| match upstream.and_then(|u| u.get(field)) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        };
+        let caio = (self.upstream.is_some() || self.attempts.is_some()).then(|| {
+            let mut caio = serde_json::json!({"code": self.code, "message": self.message});
+            if let Some(attempts) = &self.attempts {
+                caio["attempts"] = attempts.clone();
+            }
+            caio
+        });
         let body = ErrorBody {
-            error: ErrorDetail { code: self.code.to_string(), message: self.message, details: self.details },
+            error: ErrorDetail {
+                code: text("code").unwrap_or_else(|| self.code.to_string()),
+                kind: text("type").unwrap_or_else(|| kind_of(self.status).to_string()),
+                param: Some(upstream.and_then(|u| u.get("param")).cloned().unwrap_or(serde_json::Value::Null)),
+                message: text("message").unwrap_or_else(|| self.message.clone()),
+                details: self.details,
+                caio,
+            },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {

@@ -263,7 +263,7 @@ async fn the_registry_changes_only_for_admins_and_routing_follows() {
 }
 
 fn json_of_forbidden() -> Value {
-    json!({"error": {"code": "forbidden", "message": "this needs the permission `caio:admin` in the caller's token"}})
+    json!({"error": {"code": "forbidden", "message": "this needs the permission `caio:admin` in the caller's token", "type": "permission_error", "param": null}})
 }
 
 #[tokio::test]

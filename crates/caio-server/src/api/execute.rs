@@ -142,12 +142,25 @@ fn execution_body(decision: &TraceRef, request_id: &str, attempts: &[Attempt], s
     })
 }
 
-fn failed(failure: Failed) -> ApiError {
+/// The caller's error when no service served: the service's own error
+/// when it refused the call, caio's attempts in the `caio` extension.
+fn failed(failure: Failed, attempts: &[Attempt]) -> ApiError {
     let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let error = ApiError::new(status, failure.code, failure.message);
+    let mut error = ApiError::new(status, failure.code, failure.message)
+        .with_attempts(serde_json::to_value(attempts).unwrap_or(Value::Null));
+    if let Some(wait) = failure.retry_after_ms {
+        error.retry_after = Some(wait.div_ceil(1000).max(1));
+    }
+    // OpenAI's shape (`{"error": {...}}`); a bare string or other JSON is
+    // the message.
     match failure.upstream {
-        Some(upstream) => error.with_details(upstream),
-        None => error,
+        Some(Value::Object(mut body)) if body.get("error").is_some_and(Value::is_object) => {
+            error.with_upstream(body.remove("error").unwrap_or_default())
+        }
+        Some(Value::Object(body)) if body.get("error").is_some_and(Value::is_string) => {
+            error.with_upstream(json!({"message": body["error"]}))
+        }
+        _ => error,
     }
 }
 
@@ -210,7 +223,7 @@ fn parse_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<V
     }
 }
 
-fn call_of(operation: Operation, body: Value, request_id: &str, now: u64) -> Result<Call, ApiError> {
+fn call_of(operation: Operation, body: Value, request_id: &str, now: u64, restart: bool) -> Result<Call, ApiError> {
     match operation {
         Operation::Chat if !body.get("messages").is_some_and(Value::is_array) => {
             return Err(ApiError::invalid("`messages` is required: a list of {role, content}"));
@@ -226,7 +239,7 @@ fn call_of(operation: Operation, body: Value, request_id: &str, now: u64) -> Res
         Some(Value::Bool(false)) => false,
         Some(_) => return Err(ApiError::invalid("`stream` must be true or false (embeddings are not streamed)")),
     };
-    Ok(Call { operation, body, stream, id: format!("chatcmpl-{request_id}"), created: now })
+    Ok(Call { operation, body, stream, id: format!("chatcmpl-{request_id}"), created: now, restart })
 }
 
 fn caio_headers(response: &mut Response, request_id: &str, service: Option<&str>, trace: &TraceRef, attempts: usize) {
@@ -254,7 +267,17 @@ async fn front_door(
     let bearer = auth::bearer(&headers)?;
     let request = request_of(&state, operation, &body, &headers)?;
     let request_id = request["id"].as_str().unwrap_or_default().to_string();
-    let call = call_of(operation, body, &request_id, state.now())?;
+    let restart = match header_text(&headers, "x-caio-stream-restart")? {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "the x-caio-stream-restart header must be `true` or `false`, found `{}`",
+                quoted(other)
+            )));
+        }
+    };
+    let call = call_of(operation, body, &request_id, state.now(), restart)?;
     let Executed { trace, reply, attempts, .. } = execute(&state, request, bearer, call).await?;
     match reply {
         Ok(Reply::Complete { service, body }) => {
@@ -270,13 +293,16 @@ async fn front_door(
             });
             let (finished, recorder, trace_ref, id) =
                 (streamed.finished, state.clone(), trace.clone(), request_id.clone());
-            let (served, mut tried) = (service.clone(), attempts.clone());
+            let mut tried = attempts.clone();
             tokio::spawn(async move {
-                // The last attempt is the streaming one: its final outcome replaces it.
-                if let (Ok(last), Some(slot)) = (finished.await, tried.last_mut()) {
-                    *slot = last;
+                // The last attempt is the streaming one: its final outcome,
+                // and every attempt to go on with the answer, replace it.
+                if let Ok(last) = finished.await {
+                    tried.pop();
+                    tried.extend(last);
                 }
-                record(&recorder, execution_body(&trace_ref, &id, &tried, Some(&served))).await;
+                let served = tried.iter().rev().find(|a| a.outcome.starts_with("ok")).map(|a| a.service.clone());
+                record(&recorder, execution_body(&trace_ref, &id, &tried, served.as_deref())).await;
             });
             let mut response = Response::new(Body::from_stream(events));
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -286,7 +312,7 @@ async fn front_door(
         }
         Err(failure) => {
             record_later(&state, execution_body(&trace, &request_id, &attempts, None));
-            let mut response = failed(failure).into_response();
+            let mut response = failed(failure, &attempts).into_response();
             caio_headers(&mut response, &request_id, None, &trace, attempts.len());
             Ok(response)
         }
@@ -372,7 +398,7 @@ pub async fn orchestrate(
     }
     let bearer = auth::bearer(&headers)?;
     let request_id = orchestrated.request.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-    let call = call_of(operation, orchestrated.input, &request_id, state.now())?;
+    let call = call_of(operation, orchestrated.input, &request_id, state.now(), false)?;
     let Executed { decision, trace, reply, attempts } = execute(&state, orchestrated.request, bearer, call).await?;
     let served_by = match &reply {
         Ok(Reply::Complete { service, .. }) => Some(service.as_str()),
@@ -395,10 +421,8 @@ pub async fn orchestrate(
         }
         Ok(Reply::Stream(_)) => Err(ApiError::internal("a whole answer was asked for, and a stream came")),
         Err(failure) => {
-            let attempts = serde_json::to_value(&attempts).unwrap_or(Value::Null);
-            let mut error = failed(failure);
-            error.details =
-                Some(json!({"upstream": error.details.take(), "attempts": attempts, "decision_trace": trace.seq}));
+            let mut error = failed(failure, &attempts);
+            error.details = Some(json!({"decision_trace": trace.seq}));
             Err(error)
         }
     }

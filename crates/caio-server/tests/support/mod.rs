@@ -62,6 +62,33 @@ pub fn token(sub: &str, permissions: &[&str]) -> String {
     sign_with(&claims(sub, permissions), None)
 }
 
+/// A clock a test moves by hand: milliseconds since the epoch, starting at
+/// the wall clock's now (tokens are checked against it).
+#[derive(Clone)]
+pub struct ManualClock(Arc<std::sync::atomic::AtomicU64>);
+
+impl ManualClock {
+    pub fn new() -> ManualClock {
+        ManualClock(Arc::new(std::sync::atomic::AtomicU64::new(now() * 1000)))
+    }
+    pub fn ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    pub fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// The server's clock: seconds.
+    pub fn seconds(&self) -> caio_server::Clock {
+        let clock = self.clone();
+        Arc::new(move || clock.ms() / 1000)
+    }
+    /// The gateway's clock: milliseconds.
+    pub fn gateway(&self) -> caio_gateway::Clock {
+        let clock = self.clone();
+        caio_gateway::Clock::from_fn(move || clock.ms())
+    }
+}
+
 /// A server on a free port of 127.0.0.1 with the example registry and
 /// policy in a fresh SQLite file; stopped when dropped.
 pub struct Server {
@@ -89,6 +116,16 @@ impl Server {
         policy: caio_calculus::rules::Policy,
         adjust: impl FnOnce(&mut ServerConfig),
     ) -> Server {
+        Server::start_on(contracts, policy, adjust, None).await
+    }
+
+    /// The same, on a clock the test moves (the server's and the gateway's).
+    pub async fn start_on(
+        contracts: Vec<caio_calculus::contract::Contract>,
+        policy: caio_calculus::rules::Policy,
+        adjust: impl FnOnce(&mut ServerConfig),
+        clock: Option<&ManualClock>,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("caio.db")).unwrap();
         for contract in contracts {
@@ -100,7 +137,13 @@ impl Server {
         );
         adjust(&mut config);
         let store: Arc<dyn Store> = Arc::new(store);
-        let state = AppState::new(store, config, caio_server::system_clock()).unwrap();
+        let state = match clock {
+            None => AppState::new(store, config, caio_server::system_clock()).unwrap(),
+            Some(clock) => {
+                let gateway = caio_gateway::Gateway::new(config.gateway.clone()).unwrap().with_clock(clock.gateway());
+                AppState::with_gateway(store, config, clock.seconds(), gateway).unwrap()
+            }
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
