@@ -16,7 +16,7 @@ use caio_calculus::control::ControlConfig;
 use caio_calculus::request::parse_request;
 use caio_calculus::route::RouteConfig;
 use caio_calculus::rules::{Policy, parse_policy};
-use caio_calculus::score::ScoreConfig;
+use caio_calculus::score::{RequestField, ScoreConfig, ServiceHistory, score};
 use caio_calculus::security::{AuthConfig, parse_auth_config};
 use caio_gateway::GatewayConfig;
 use caio_server::Limits;
@@ -139,6 +139,25 @@ fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
+/// Checks `[score]` once, at start, by scoring a plain service with a
+/// failing record (the calculus names the setting that is wrong), so that a
+/// bad value stops `serve` instead of failing every decision.
+fn check_score(config: &ScoreConfig) -> Result<()> {
+    let contract = parse_contracts(
+        "{id: check, version: 1.0.0, capabilities: [chat], privacy: {data_locality: local}, api: {adapter: openai, endpoint: 'http://127.0.0.1:1'}}",
+        Format::Yaml,
+    )
+    .expect("a valid contract")
+    .remove(0);
+    let request = parse_request("{id: check, capabilities: [chat]}", Format::Yaml).expect("a valid request");
+    let failing = ServiceHistory { calls: 10.0, failures: 10.0, ..ServiceHistory::default() };
+    score(&contract, &request, Some(&failing), &RequestField::default(), config).map_err(|e| anyhow::anyhow!("[score]: {e}"))?;
+    if !(0.0..=1.0).contains(&config.probe_share) {
+        bail!("[score]: `probe_share` must be in [0, 1], found {}", config.probe_share);
+    }
+    Ok(())
+}
+
 impl Settings {
     /// Reads the file (if any) and applies the environment and `overrides`.
     pub fn load(overrides: Overrides) -> Result<Settings> {
@@ -190,6 +209,7 @@ impl Settings {
             .or(file.policy.clone().map(relative))
             .or_else(|| example("examples/policies/default.yaml"));
         let auth = overrides.sources.auth.or_else(|| env_path("CAIO_AUTH")).or(file.auth.clone().map(relative));
+        check_score(&file.score)?;
         Ok(Settings { listen, store, registry, policy, auth, file })
     }
 

@@ -310,6 +310,9 @@ fn a_bad_configuration_stops_serve_before_it_listens() {
     );
     check("breaker.toml", "[gateway.breaker]\nfailure_rate = 2.0\n", "`failure_rate` must be in [0, 1], found 2");
     check("retry.toml", "[gateway.retry]\nretrys = 1\n", "unknown field `retrys`");
+    check("confidence.toml", "[score]\nconfidence = 1.0\n", "[score]: confidence must be in (0, 1)");
+    check("probe.toml", "[score]\nprobe_share = 1.5\n", "[score]: `probe_share` must be in [0, 1], found 1.5");
+    check("prior.toml", "[score.prior]\nfailures = 0.0\nsuccesses = 19.0\n", "[score]: prior.failures must be a finite number > 0");
     check(
         "route.toml",
         "[routes.fast]\ncapabilities = []\n",

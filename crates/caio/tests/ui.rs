@@ -154,6 +154,12 @@ async fn the_dashboard_in_chromium_shows_routing_and_explains_each_decision() {
         routed["alternatives"].as_array().unwrap().iter().map(|a| a["service"].clone()).collect();
     assert_eq!(alternatives, Value::Array(expected));
     assert!(browser.text("#not-capable").unwrap().unwrap().contains("embedder"));
+    assert_eq!(browser.text("#selected-breaker").unwrap().as_deref(), Some("closed"), "the breaker at decision time");
+    let page = browser.eval("document.body.innerText").unwrap();
+    let page = page.as_str().unwrap();
+    assert!(!page.contains("None"), "absent values are named for people");
+    let score = routed["selected"]["score"].as_f64().unwrap();
+    assert!(page.contains(&format!("score {score:.3}")), "scores rounded for people (the trace keeps every digit)");
     let opened = browser.eval("const d = document.querySelector('#proofs details'); d.open = true; d.querySelector('pre').innerText.length").unwrap();
     assert!(opened.as_u64().unwrap() > 2, "a proof's evidence unfolds");
 

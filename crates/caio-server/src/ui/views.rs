@@ -6,7 +6,7 @@
 //! re-checked here with the calculus's own `proof::verify`, so the page
 //! shows both what was claimed and whether it still holds.
 
-use caio_calculus::proof::{Proof, describe, verify};
+use caio_calculus::proof::{Evidence, Proof, verify};
 use caio_calculus::trace::Trace;
 use caio_gateway::BreakerView;
 use caio_store::ServiceRecord;
@@ -217,6 +217,14 @@ pub struct Excluded {
     pub reason: String,
 }
 
+/// An admitted service that was not selected: its score, rounded for
+/// people, and its breaker at decision time.
+pub struct Alternative {
+    pub service: String,
+    pub score: String,
+    pub breaker: String,
+}
+
 /// A decision, for its page.
 pub struct DecisionDetail {
     pub seq: u64,
@@ -225,13 +233,85 @@ pub struct DecisionDetail {
     pub request_id: String,
     pub selected: String,
     pub score: String,
+    /// The selected service's breaker at decision time.
+    pub breaker: String,
+    /// Whether the selected service was a probe.
+    pub probe: bool,
     pub proofs: Vec<ProofRow>,
-    pub alternatives: Vec<(String, String)>,
+    pub alternatives: Vec<Alternative>,
     pub excluded: Vec<Excluded>,
     pub not_capable: Vec<String>,
     pub guarantees: String,
     pub control: String,
     pub raw: String,
+}
+
+/// A score for people: three decimals (the trace keeps every digit).
+fn score(value: Option<&Value>) -> String {
+    value.and_then(Value::as_f64).map_or_else(String::new, |v| format!("{v:.3}"))
+}
+
+/// A list of names for people, or `none`.
+fn names<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = items.into_iter().map(String::as_str).collect();
+    if names.is_empty() { "none".into() } else { names.join(", ") }
+}
+
+/// What a proof's evidence says, in words for people: absent values are
+/// named (`any tenant`, `no guarantee`), numbers rounded.
+pub fn plain(evidence: &Evidence) -> String {
+    match evidence {
+        Evidence::Capabilities { required, offered, .. } => {
+            format!("requested {}; offered {}", names(required), names(offered))
+        }
+        Evidence::Bound { property, offered, required } => match offered {
+            Some(offered) => format!("{property}: offers {offered}, needs {required}"),
+            None => format!("{property}: no guarantee offered, needs {required}"),
+        },
+        Evidence::Latency { offered_max: Some(max), limit } => format!("guarantees at most {max} ms; the limit is {limit} ms"),
+        Evidence::Latency { offered_max: None, limit } => format!("no latency guarantee; the limit is {limit} ms"),
+        Evidence::Locality { locality, allowed } => {
+            let allowed: Vec<String> = allowed.iter().map(|l| l.to_string()).collect();
+            format!("processes data at {locality}; allowed: {}", names(&allowed))
+        }
+        Evidence::Constraint { name, value, limit } => format!("{name}: {} of at most {}", number(*value), number(*limit)),
+        Evidence::Rules { rules, .. } => match rules.len() {
+            0 => "no policy rules".into(),
+            n => format!("{} hold", count(n, "rule", "rules")),
+        },
+        Evidence::Authenticated { issuer, algorithm, key_id, .. } => {
+            format!("token from {issuer}, signed with {algorithm} key {key_id}")
+        }
+        Evidence::Authorized { required, held, .. } => {
+            format!("needs {}; the caller holds {}", names(required), names(held))
+        }
+        Evidence::Privacy { sensitive, locality, encryption } => format!(
+            "{} data; processed at {locality}{}",
+            if *sensitive { "sensitive" } else { "not sensitive" },
+            if *encryption { ", encrypted" } else { "" }
+        ),
+        Evidence::Trust { level, min } => format!("trust level {level}, at least {min} needed"),
+        Evidence::Tenant { tenant, allowed: None } => format!("tenant {tenant}; any tenant allowed"),
+        Evidence::Tenant { tenant, allowed: Some(allowed) } => format!("tenant {tenant}; allowed: {}", names(allowed)),
+        Evidence::Rank { selected, scores, probe } => {
+            let best = scores.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+            let admitted = count(scores.len(), "admitted service", "admitted services");
+            match probe {
+                Some(p) if scores.iter().any(|s| &s.0 == selected && s.1 < best) => format!(
+                    "{selected} probed among {admitted} ({}; draw {:.3}, share {:.3})",
+                    if p.half_open.contains(selected) { "its breaker is half-open" } else { "its record held it back" },
+                    p.draw,
+                    p.share
+                ),
+                _ => format!("{selected} scores best among {admitted} ({best:.3})"),
+            }
+        }
+        Evidence::Composition { composed, required } => format!(
+            "{} guaranteed of {} required",
+            count(composed.len(), "property", "properties"),
+            required.len()
+        ),
+    }
 }
 
 fn pretty(value: Option<&Value>) -> String {
@@ -245,13 +325,26 @@ pub fn decision(trace: &Trace) -> Option<DecisionDetail> {
     let proofs = proofs(body).unwrap_or_default();
     let strings =
         |pointer: &str| -> Vec<Value> { body.pointer(pointer).and_then(Value::as_array).cloned().unwrap_or_default() };
+    // The breakers as the decision took them: half-open services are in the
+    // rank proof's probe facts, open ones among the exclusions.
+    let half_open: Vec<String> = proofs
+        .iter()
+        .find_map(|p| match &p.evidence {
+            Evidence::Rank { probe: Some(probe), .. } => Some(probe.half_open.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let breaker = |service: &str| if half_open.iter().any(|h| h == service) { "half-open" } else { "closed" }.to_string();
+    let selected = text(body, "/selected/service");
     Some(DecisionDetail {
         seq: trace.seq,
         hash: trace.hash.clone(),
         prev_hash: trace.prev_hash.clone(),
         request_id: text(body, "/request_id"),
-        selected: text(body, "/selected/service"),
-        score: text(body, "/selected/score"),
+        breaker: breaker(&selected),
+        probe: body.get("probe").and_then(Value::as_bool).unwrap_or(false),
+        selected,
+        score: score(body.pointer("/selected/score")),
         proofs: proofs
             .iter()
             .map(|proof| ProofRow {
@@ -259,20 +352,27 @@ pub fn decision(trace: &Trace) -> Option<DecisionDetail> {
                 service: proof.service.clone().unwrap_or_default(),
                 property: proof.property.clone(),
                 statement: proof.statement.clone(),
-                facts: describe(&proof.evidence),
+                facts: plain(&proof.evidence),
                 recorded: proof.valid,
                 holds: verify(proof),
                 evidence: serde_json::to_string_pretty(&proof.evidence).unwrap_or_default(),
             })
             .collect(),
-        alternatives: strings("/alternatives").iter().map(|pair| (text(pair, "/0"), text(pair, "/1"))).collect(),
+        alternatives: strings("/alternatives")
+            .iter()
+            .map(|pair| Alternative {
+                service: text(pair, "/0"),
+                score: score(pair.get(1)),
+                breaker: breaker(&text(pair, "/0")),
+            })
+            .collect(),
         excluded: strings("/rejected/other")
             .iter()
             .map(|row| Excluded { service: text(row, "/0"), step: text(row, "/1"), reason: text(row, "/2") })
             .collect(),
         not_capable: strings("/rejected/capability").iter().map(|v| text(v, "")).collect(),
         guarantees: pretty(body.get("guarantees")),
-        control: text(body, "/control"),
+        control: strings("/control").iter().map(|v| score(Some(v))).collect::<Vec<_>>().join(", "),
         raw: pretty(Some(body)),
     })
 }
@@ -287,5 +387,8 @@ mod tests {
         assert_eq!(count(0, "time", "times"), "0 times");
         assert_eq!((wait(850), wait(42_000), wait(600_000)), ("850 ms".into(), "42 s".into(), "10 min".into()));
         assert_eq!((number(1.0), number(0.0025), number(0.5)), ("1".into(), "0.0025".into(), "0.5".into()));
+        assert_eq!(score(Some(&serde_json::json!(-0.7428971428571429))), "-0.743");
+        let tenant = Evidence::Tenant { tenant: "local".into(), allowed: None };
+        assert_eq!(plain(&tenant), "tenant local; any tenant allowed");
     }
 }
