@@ -21,7 +21,7 @@ use caio_gateway::RetryPolicy;
 use caio_gateway::fixture::{Fault, Upstream};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{ManualClock, Server, token};
+use support::{ManualClock, Server, execution_of, outcomes, token};
 
 /// The waits of one run: short, or as providers take them.
 struct Waits {
@@ -170,34 +170,6 @@ fn words(n: usize) -> String {
     (1..=n).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")
 }
 
-/// The execution trace of a decision (appended after it, not always next).
-async fn execution(server: &Server, decision: u64) -> Value {
-    let auditor = token("auditor", &["caio:audit"]);
-    for _ in 0..100 {
-        for seq in decision + 1..decision + 6 {
-            let response =
-                client().get(format!("{}/v1/traces/{seq}", server.url)).bearer_auth(&auditor).send().await.unwrap();
-            if response.status() == StatusCode::OK {
-                let body = response.json::<Value>().await.unwrap()["body"].clone();
-                if body["kind"] == "execution" && body["decision"]["seq"] == decision {
-                    return body;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no execution trace for decision {decision}");
-}
-
-fn outcomes(execution: &Value) -> Vec<String> {
-    execution["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| format!("{}:{}", a["service"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
-        .collect()
-}
-
 /// Milliseconds between the provider's consecutive arrivals.
 fn gaps(upstream: &Upstream) -> Vec<u128> {
     upstream.arrivals().windows(2).map(|w| (w[1] - w[0]).as_millis()).collect()
@@ -222,7 +194,7 @@ async fn a_429_with_retry_after_is_retried_after_it() {
     assert_eq!((got.status, got.service()), (StatusCode::OK, "primary"));
     assert_eq!(p.primary.hits(), 2);
     assert!(gaps(&p.primary)[0] >= (wait * 1000.0) as u128, "waited {:?} ms for a Retry-After of {wait} s", gaps(&p.primary));
-    assert_eq!(outcomes(&execution(&p.server, got.trace()).await), ["primary:rate_limited", "primary:ok"]);
+    assert_eq!(outcomes(&execution_of(&p.server, got.trace()).await), ["primary:rate_limited", "primary:ok"]);
     still_healthy(&p).await;
 }
 
@@ -267,7 +239,7 @@ async fn a_persistent_503_falls_back_after_the_retries() {
     assert_eq!((got.status, got.service()), (StatusCode::OK, "fallback"));
     assert_eq!((p.primary.hits(), p.fallback.hits()), (3, 1));
     assert_eq!(
-        outcomes(&execution(&p.server, got.trace()).await),
+        outcomes(&execution_of(&p.server, got.trace()).await),
         ["primary:server_503", "primary:server_503", "primary:server_503", "fallback:ok"]
     );
     still_healthy(&p).await;
@@ -279,12 +251,12 @@ async fn a_reset_before_any_byte_is_retried_once_on_the_same_service() {
     p.primary.push([Fault::Reset]);
     let got = chat(&p.server, false, &[]).await;
     assert_eq!((got.status, got.service()), (StatusCode::OK, "primary"), "{}", got.body);
-    assert_eq!(outcomes(&execution(&p.server, got.trace()).await), ["primary:transport", "primary:ok"]);
+    assert_eq!(outcomes(&execution_of(&p.server, got.trace()).await), ["primary:transport", "primary:ok"]);
     // Reset twice: once more only, then the fallback.
     p.primary.push([Fault::Reset, Fault::Reset]);
     let got = chat(&p.server, false, &[]).await;
     assert_eq!(got.service(), "fallback");
-    assert_eq!(outcomes(&execution(&p.server, got.trace()).await), ["primary:transport", "primary:transport", "fallback:ok"]);
+    assert_eq!(outcomes(&execution_of(&p.server, got.trace()).await), ["primary:transport", "primary:transport", "fallback:ok"]);
     still_healthy(&p).await;
 }
 
@@ -295,7 +267,7 @@ async fn no_response_times_out_once_and_falls_back() {
     let got = chat(&p.server, false, &[]).await;
     assert_eq!((got.status, got.service()), (StatusCode::OK, "fallback"));
     assert_eq!(p.primary.hits(), 1, "a timeout has cost a full timeout: not retried");
-    assert_eq!(outcomes(&execution(&p.server, got.trace()).await), ["primary:timeout", "fallback:ok"]);
+    assert_eq!(outcomes(&execution_of(&p.server, got.trace()).await), ["primary:timeout", "fallback:ok"]);
     still_healthy(&p).await;
 }
 
@@ -307,7 +279,7 @@ async fn a_late_first_token_falls_back_before_anything_is_sent() {
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.text, "Hello from upstream (fallback)", "one answer, from the start, from the fallback");
     assert_eq!(got.events.last(), Some(&Value::String("[DONE]".into())));
-    assert_eq!(outcomes(&execution(&p.server, got.trace()).await), ["primary:first_token_timeout", "fallback:ok"]);
+    assert_eq!(outcomes(&execution_of(&p.server, got.trace()).await), ["primary:first_token_timeout", "fallback:ok"]);
     still_healthy(&p).await;
 }
 
@@ -322,7 +294,7 @@ async fn a_stream_cut_mid_answer_continues_on_a_service_that_takes_the_partial_a
     assert_eq!(got.events.last(), Some(&Value::String("[DONE]".into())));
     let continued = &p.fallback.seen()[0].2["messages"];
     assert_eq!(continued[1], json!({"role": "assistant", "content": words(40)}), "the partial answer as prefill");
-    let trace = execution(&p.server, got.trace()).await;
+    let trace = execution_of(&p.server, got.trace()).await;
     assert_eq!(outcomes(&trace), ["primary:cut", "fallback:ok"]);
     assert_eq!(trace["attempts"][1]["stream"], "continued");
     assert_eq!(trace["served_by"], "fallback");
@@ -337,7 +309,7 @@ async fn a_stalled_stream_continues_on_the_fallback() {
     p.primary.push([Fault::StallAfter(40, waits().stall)]);
     let got = chat(&p.server, true, &[]).await;
     assert_eq!(got.text, words(60));
-    assert_eq!(outcomes(&execution(&p.server, got.trace()).await), ["primary:stalled", "fallback:ok"]);
+    assert_eq!(outcomes(&execution_of(&p.server, got.trace()).await), ["primary:stalled", "fallback:ok"]);
     still_healthy(&p).await;
 }
 
@@ -350,7 +322,7 @@ async fn a_malformed_chunk_never_reaches_the_caller_and_the_answer_goes_on() {
     // `chat` fails the test on any event that is not whole JSON.
     let got = chat(&p.server, true, &[]).await;
     assert_eq!(got.text, words(60));
-    assert_eq!(outcomes(&execution(&p.server, got.trace()).await), ["primary:malformed", "fallback:ok"]);
+    assert_eq!(outcomes(&execution_of(&p.server, got.trace()).await), ["primary:malformed", "fallback:ok"]);
     still_healthy(&p).await;
 }
 
@@ -362,7 +334,7 @@ async fn a_complete_stream_without_done_is_complete() {
     let got = chat(&p.server, true, &[]).await;
     assert_eq!(got.text, words(60));
     assert_eq!(got.events.last(), Some(&Value::String("[DONE]".into())), "caio ends the stream as OpenAI does");
-    let trace = execution(&p.server, got.trace()).await;
+    let trace = execution_of(&p.server, got.trace()).await;
     assert_eq!(outcomes(&trace), ["primary:ok"], "not a failure of the service");
     assert_eq!(trace["attempts"][0]["usage"]["completion_tokens"], 60);
     let view: Value = client()
@@ -438,7 +410,7 @@ async fn a_cut_stream_with_no_service_to_continue_ends_cleanly_or_restarts_when_
     assert_eq!(got.text, words(40));
     let last = got.events.last().unwrap();
     assert_eq!(last["error"]["code"], "cut", "{last}");
-    assert_eq!(outcomes(&execution(&p.server, got.trace()).await), ["primary:cut", "fallback:no_prefill"]);
+    assert_eq!(outcomes(&execution_of(&p.server, got.trace()).await), ["primary:cut", "fallback:no_prefill"]);
     // The caller allows a restart: it is told, and gets the whole answer after the notice.
     p.primary.push([Fault::CutAfter(40)]);
     let got = chat(&p.server, true, &[("x-caio-stream-restart", "true")]).await;
@@ -446,7 +418,7 @@ async fn a_cut_stream_with_no_service_to_continue_ends_cleanly_or_restarts_when_
     assert_eq!(got.events[notice]["caio"]["restarted"], json!({"service": "fallback", "after": "cut"}));
     let after: String = got.events[notice..].iter().filter_map(|e| e.pointer("/choices/0/delta/content")?.as_str()).collect();
     assert_eq!(after, words(60));
-    assert_eq!(outcomes(&execution(&p.server, got.trace()).await), ["primary:cut", "fallback:ok"]);
+    assert_eq!(outcomes(&execution_of(&p.server, got.trace()).await), ["primary:cut", "fallback:ok"]);
     still_healthy(&p).await;
 }
 
@@ -460,13 +432,13 @@ async fn a_fallback_that_refuses_the_partial_answer_restarts_when_the_caller_all
     p.primary.push([Fault::CutAfter(40)]);
     let got = chat(&p.server, true, &[]).await;
     assert_eq!(got.events.last().unwrap()["error"]["code"], "cut");
-    assert_eq!(outcomes(&execution(&p.server, got.trace()).await), ["primary:cut", "fallback:rejected_400"]);
+    assert_eq!(outcomes(&execution_of(&p.server, got.trace()).await), ["primary:cut", "fallback:rejected_400"]);
     p.primary.push([Fault::CutAfter(40)]);
     let got = chat(&p.server, true, &[("x-caio-stream-restart", "true")]).await;
     let notice = got.events.iter().position(|e| e.get("caio").is_some()).expect("a restart notice");
     let after: String = got.events[notice..].iter().filter_map(|e| e.pointer("/choices/0/delta/content")?.as_str()).collect();
     assert_eq!(after, words(60));
-    assert_eq!(outcomes(&execution(&p.server, got.trace()).await), ["primary:cut", "fallback:rejected_400", "fallback:ok"]);
+    assert_eq!(outcomes(&execution_of(&p.server, got.trace()).await), ["primary:cut", "fallback:rejected_400", "fallback:ok"]);
     still_healthy(&p).await;
 }
 
@@ -478,7 +450,7 @@ async fn usage_comes_from_the_service_that_served() {
     let got = chat(&p.server, false, &[]).await;
     assert_eq!(got.service(), "fallback");
     assert_eq!(got.body["usage"]["completion_tokens"], 7, "{}", got.body);
-    let trace = execution(&p.server, got.trace()).await;
+    let trace = execution_of(&p.server, got.trace()).await;
     let billed: Vec<&Value> = trace["attempts"].as_array().unwrap().iter().filter(|a| a.get("usage").is_some()).collect();
     assert_eq!(billed.len(), 1, "failed attempts are not billed: {trace}");
     assert_eq!((billed[0]["service"].as_str(), billed[0]["usage"]["completion_tokens"].as_u64()), (Some("fallback"), Some(7)));

@@ -14,7 +14,7 @@ use caio_gateway::RetryPolicy;
 use caio_gateway::fixture::{Fault, Upstream};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Server, token};
+use support::{Server, execution_of, outcomes, token};
 
 /// A chat service; a lower `cost` ranks it higher.
 fn service(id: &str, endpoint: &str, cost: f64, extra: &str) -> Contract {
@@ -98,30 +98,6 @@ async fn trace(server: &Server, seq: u64) -> Value {
     trace["body"].clone()
 }
 
-/// The execution trace that follows the decision `seq` (appends may land
-/// in any order with other traffic: look a few ahead).
-async fn execution_of(server: &Server, decision: u64) -> Value {
-    for _ in 0..50 {
-        for seq in decision + 1..decision + 4 {
-            let (status, trace) = audit(server, &format!("/v1/traces/{seq}")).await;
-            let body = &trace["body"];
-            if status == StatusCode::OK && body["kind"] == "execution" && body["decision"]["seq"] == decision {
-                return body.clone();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no execution trace for decision {decision}");
-}
-
-fn outcomes(execution: &Value) -> Vec<String> {
-    execution["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| format!("{}:{}", a["service"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
-        .collect()
-}
 
 #[tokio::test]
 async fn a_chat_completion_falls_back_along_the_decision_and_every_attempt_is_traced() {

@@ -168,3 +168,33 @@ impl Server {
 pub fn chat_request(id: &str) -> serde_json::Value {
     serde_json::json!({"id": id, "capabilities": ["chat"], "sensitivity": "internal", "estimated_tokens": 500})
 }
+
+/// The execution trace that follows the decision `seq` (appends may land
+/// in any order with other traffic: look a few ahead).
+pub async fn execution_of(server: &Server, decision: u64) -> serde_json::Value {
+    let client = reqwest::Client::new();
+    let auditor = token("auditor", &["caio:audit"]);
+    for _ in 0..100 {
+        for seq in decision + 1..decision + 6 {
+            let response = client.get(format!("{}/v1/traces/{seq}", server.url)).bearer_auth(&auditor).send().await.unwrap();
+            if response.status() == reqwest::StatusCode::OK {
+                let body = response.json::<serde_json::Value>().await.unwrap()["body"].clone();
+                if body["kind"] == "execution" && body["decision"]["seq"] == decision {
+                    return body;
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no execution trace for decision {decision}");
+}
+
+/// `service:outcome` of each attempt of an execution trace.
+pub fn outcomes(execution: &serde_json::Value) -> Vec<String> {
+    execution["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{}:{}", a["service"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
+        .collect()
+}
