@@ -182,12 +182,16 @@ pub fn probe_draw(seed: u64, request: &Request) -> f64 {
     hasher.update(b"probe");
     hasher.update(seed.to_le_bytes());
     hasher.update(request_digest.as_bytes());
-    let digest = hasher.finalize();
-    let mut bits = 0u64;
+    (leading_u64(&hasher.finalize()) >> 11) as f64 / 9_007_199_254_740_992.0
+}
+
+/// The first 8 bytes of a digest as a big-endian number.
+fn leading_u64(digest: &[u8]) -> u64 {
+    let mut value = 0u64;
     for byte in &digest[..8] {
-        bits = (bits << 8) | u64::from(*byte);
+        value = (value << 8) | u64::from(*byte);
     }
-    (bits >> 11) as f64 / 9_007_199_254_740_992.0
+    value
 }
 
 /// The tie-break key of the specification.
@@ -195,12 +199,7 @@ pub fn tie_key(seed: u64, id: &str) -> u64 {
     let mut hasher = Sha256::new();
     hasher.update(seed.to_le_bytes());
     hasher.update(id.as_bytes());
-    let digest = hasher.finalize();
-    let mut key = 0u64;
-    for byte in &digest[..8] {
-        key = (key << 8) | u64::from(*byte);
-    }
-    key
+    leading_u64(&hasher.finalize())
 }
 
 /// Whether an offered bound is at least as strong as a required one: on
