@@ -20,7 +20,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use caio_calculus::contract::{Contract, InputError, from_value, is_valid_id, quoted};
+use caio_calculus::contract::{Contract, Format, InputError, from_value, is_valid_id, quoted, read_value};
 use caio_calculus::request::Request;
 use caio_calculus::route::Decision;
 use caio_gateway::{Attempt, Call, Failed, Operation, Reply};
@@ -53,13 +53,20 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
         .transpose()
 }
 
+/// Reads JSON the one strict way every input is read (a key repeated in
+/// an object, a number that is not finite, too many values or too deep a
+/// nesting is refused, at its field path), and requires an object.
+fn strict_object(text: &str, what: &str) -> Result<serde_json::Map<String, Value>, ApiError> {
+    match read_value(text, Format::Json) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(ApiError::invalid(format!("{what} must hold a JSON object"))),
+        Err(e) => Err(ApiError::invalid(format!("{what}: {e}")).with_details(json!({"path": e.path}))),
+    }
+}
+
 fn header_object(headers: &HeaderMap, name: &str) -> Result<Option<serde_json::Map<String, Value>>, ApiError> {
     let Some(text) = header_text(headers, name)? else { return Ok(None) };
-    match serde_json::from_str(text) {
-        Ok(Value::Object(fields)) => Ok(Some(fields)),
-        Ok(_) => Err(ApiError::invalid(format!("the {name} header must hold a JSON object"))),
-        Err(e) => Err(ApiError::invalid(format!("the {name} header is not JSON: {e}"))),
-    }
+    strict_object(text, &format!("the {name} header")).map(Some)
 }
 
 /// Rough token count of the call, for cost and limits: four characters a
@@ -117,7 +124,18 @@ fn request_of(state: &AppState, operation: Operation, body: &Value, headers: &He
         _ => fresh_id(),
     };
     request.insert("id".into(), Value::String(id));
-    request.entry("estimated_tokens").or_insert_with(|| json!(estimated_tokens(body)));
+    // The gateway's own estimate is a floor: a caller may say its call is
+    // bigger, never smaller (a lower figure would slip a long input past
+    // the rules and contracts that limit input sizes).
+    let floor = estimated_tokens(body);
+    match request.get("estimated_tokens").map(Value::as_u64) {
+        Some(Some(given)) if given >= floor => {}
+        // Not a number: the request's validation says so, at its path.
+        Some(None) => {}
+        _ => {
+            request.insert("estimated_tokens".into(), json!(floor));
+        }
+    }
     Ok(Value::Object(request))
 }
 
@@ -216,11 +234,7 @@ fn record_later(state: &AppState, body: Value) {
 
 fn parse_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let body = body.map_err(|e| body_error(e, state.0.config.limits.body_bytes))?;
-    match serde_json::from_str(text(&body)?) {
-        Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(_) => Err(ApiError::invalid("the body must be a JSON object")),
-        Err(e) => Err(ApiError::invalid(format!("the body is not JSON: {e}"))),
-    }
+    strict_object(text(&body)?, "the body").map(Value::Object)
 }
 
 fn call_of(operation: Operation, body: Value, request_id: &str, now: u64, restart: bool) -> Result<Call, ApiError> {
