@@ -31,9 +31,13 @@ pub struct Limits {
     /// `/v1/orchestrate`) may take, retries and fallbacks included, until
     /// its answer starts.
     pub call_timeout: Duration,
-    /// Most requests served at once; more are answered at once with
-    /// `overloaded`, so that a flood cannot grow memory without bound.
+    /// Most requests served at once, streams until they end; more are
+    /// answered at once with `overloaded`, so that a flood cannot grow
+    /// memory without bound.
     pub max_in_flight: usize,
+    /// Longest a streamed answer may last, from its first byte; then it ends
+    /// with an error event (`stream_timeout`).
+    pub stream: Duration,
 }
 
 impl Default for Limits {
@@ -45,6 +49,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(300),
             max_in_flight: 1024,
+            stream: Duration::from_secs(600),
         }
     }
 }

@@ -104,6 +104,37 @@ pub fn route_label(path: &str) -> &'static str {
     }
 }
 
+fn is_stream(response: &Response) -> bool {
+    response.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"text/event-stream")
+}
+
+/// A streamed answer keeps its in-flight permit until its last byte (so
+/// streams count against `max_in_flight` as long as they last) and ends
+/// with an error event once it has lasted `limit`.
+fn hold_until_the_end(
+    response: Response,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    limit: std::time::Duration,
+) -> Response {
+    use futures_util::StreamExt;
+    let (parts, body) = response.into_parts();
+    let deadline = tokio::time::Instant::now() + limit;
+    let events = futures_util::stream::unfold(Some((body.into_data_stream(), permit)), move |held| async move {
+        let (mut events, permit) = held?;
+        tokio::select! {
+            next = events.next() => next.map(|event| (event, Some((events, permit)))),
+            _ = tokio::time::sleep_until(deadline) => {
+                let error = serde_json::json!({"error": {
+                    "message": format!("the stream lasted longer than {} ms (`limits.stream_ms`)", limit.as_millis()),
+                    "type": "server_error", "param": null, "code": "stream_timeout"}});
+                // The last item: the permit goes with the stream's state.
+                Some((Ok(axum::body::Bytes::from(format!("data: {error}\n\n"))), None))
+            }
+        }
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(events))
+}
+
 /// The middleware around every request.
 pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -124,7 +155,8 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let permit = if sheddable { state.0.in_flight.clone().try_acquire_owned().map(Some) } else { Ok(None) };
     let mut response = match permit {
         Err(_) => ApiError::overloaded(state.0.config.limits.max_in_flight).into_response(),
-        Ok(_permit) => match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(permit) => match tokio::time::timeout(timeout, next.run(request)).await {
+            Ok(response) if is_stream(&response) => hold_until_the_end(response, permit, state.0.config.limits.stream),
             Ok(response) => response,
             Err(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -92,3 +92,52 @@ async fn the_caller_cannot_lower_the_gateways_size_estimate() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(up.hits(), 1);
 }
+
+/// Opens a streamed completion and reads its first event; the stream stays
+/// open until the returned response is dropped or read to the end.
+async fn open_stream(server: &Server) -> reqwest::Response {
+    let body = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+    let mut response = client()
+        .post(format!("{}/v1/chat/completions", server.url))
+        .bearer_auth(token("alice", &["chat.basic"]))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.chunk().await.unwrap().expect("a first event");
+    response
+}
+
+#[tokio::test]
+async fn a_stream_counts_against_max_in_flight_until_it_ends_and_ends_at_stream_ms() {
+    let up = Upstream::start("up").await;
+    up.words(20);
+    up.chunk_gap(Duration::from_millis(100));
+    let server = Server::start_with(vec![service("s", &up.openai_base(), "")], Policy::default(), |config| {
+        config.limits.max_in_flight = 2;
+        config.limits.stream = Duration::from_millis(600);
+    })
+    .await;
+    let (first, second) = (open_stream(&server).await, open_stream(&server).await);
+    // Two streams hold both slots: a third call of any kind is refused.
+    let (status, error) = post(&server, "/v1/route", r#"{"id": "r", "capabilities": ["chat"]}"#, &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+    assert_eq!(error["error"]["code"], "overloaded");
+    // The streams last 2 s upstream; they end at stream_ms with an error event.
+    let ended = first.text().await.unwrap();
+    let last = ended.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.contains("\"code\":\"stream_timeout\""), "{ended}");
+    assert!(!ended.contains("w20"), "cut before its end: {ended}");
+    drop(second);
+    // Their slots are free again.
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..50 {
+        status = post(&server, "/v1/route", r#"{"id": "r", "capabilities": ["chat"]}"#, &[]).await.0;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
+}

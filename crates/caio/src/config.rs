@@ -43,8 +43,10 @@ pub struct LimitsFile {
     /// Longest an executed call may take until its answer starts, retries
     /// and fallbacks included, in milliseconds.
     pub call_timeout_ms: Option<u64>,
-    /// Most requests served at once.
+    /// Most requests served at once (streams until they end).
     pub max_in_flight: Option<usize>,
+    /// Longest a streamed answer may last, in milliseconds.
+    pub stream_ms: Option<u64>,
 }
 
 /// The file, as written.
@@ -245,18 +247,20 @@ impl Settings {
             timeout: file.timeout_ms.map(Duration::from_millis).unwrap_or(defaults.timeout),
             call_timeout: file.call_timeout_ms.map(Duration::from_millis).unwrap_or(defaults.call_timeout),
             max_in_flight: file.max_in_flight.unwrap_or(defaults.max_in_flight),
+            stream: file.stream_ms.map(Duration::from_millis).unwrap_or(defaults.stream),
         };
         if limits.body_bytes == 0
             || limits.max_in_flight == 0
             || limits.timeout.is_zero()
             || limits.call_timeout.is_zero()
-            || limits.rate_per_second.is_nan()
+            || limits.stream.is_zero()
+            || !limits.rate_per_second.is_finite()
             || limits.rate_per_second <= 0.0
-            || limits.burst.is_nan()
+            || !limits.burst.is_finite()
             || limits.burst < 1.0
         {
             bail!(
-                "[limits]: body_bytes, max_in_flight, timeout_ms and call_timeout_ms must be > 0, rate_per_second > 0 and burst >= 1"
+                "[limits]: body_bytes, max_in_flight, timeout_ms, call_timeout_ms and stream_ms must be > 0, rate_per_second a finite number > 0 and burst a finite number >= 1"
             );
         }
         Ok(limits)
