@@ -38,6 +38,11 @@ pub struct Limits {
     /// Longest a streamed answer may last, from its first byte; then it ends
     /// with an error event (`stream_timeout`).
     pub stream: Duration,
+    /// Bytes of request bodies held at once, over every request; a body
+    /// that does not fit is refused with `overloaded` before it is read.
+    pub body_budget_bytes: usize,
+    /// Requests one caller (a token's `sub`) may have in flight.
+    pub caller_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +55,8 @@ impl Default for Limits {
             call_timeout: Duration::from_secs(300),
             max_in_flight: 1024,
             stream: Duration::from_secs(600),
+            body_budget_bytes: 64 << 20,
+            caller_in_flight: 64,
         }
     }
 }
@@ -141,6 +148,8 @@ pub(crate) struct Inner {
     pub config: ServerConfig,
     pub rate: RateLimiter,
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    pub bodies: crate::budget::BodyBudget,
+    pub callers: Arc<crate::budget::Callers>,
     pub metrics: Metrics,
     pub clock: Clock,
     pub gateway: Arc<Gateway>,
@@ -180,12 +189,15 @@ impl AppState {
         let router = Router::new(registry, config.policy.clone(), config.route.clone());
         let rate = RateLimiter::new(config.limits.rate_per_second, config.limits.burst).shared(shared.clone());
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight));
+        let bodies = crate::budget::BodyBudget::new(config.limits.body_budget_bytes);
         Ok(AppState(Arc::new(Inner {
             store,
             router: RwLock::new(Arc::new(router)),
             config,
             rate,
             in_flight,
+            bodies,
+            callers: Arc::default(),
             metrics: Metrics::default(),
             clock,
             gateway: Arc::new(gateway),

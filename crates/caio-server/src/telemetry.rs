@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::budget::Held;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -108,12 +109,13 @@ fn is_stream(response: &Response) -> bool {
     response.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"text/event-stream")
 }
 
-/// A streamed answer keeps its in-flight permit until its last byte (so
-/// streams count against `max_in_flight` as long as they last) and ends
-/// with an error event once it has lasted `limit`.
+/// A streamed answer keeps its in-flight permit, and what its handler holds
+/// (its body's budget, its caller's slot), until its last byte (so streams
+/// count against the limits as long as they last) and ends with an error
+/// event once it has lasted `limit`.
 fn hold_until_the_end(
     response: Response,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    permit: (Option<tokio::sync::OwnedSemaphorePermit>, Option<Held>),
     limit: std::time::Duration,
 ) -> Response {
     use futures_util::StreamExt;
@@ -156,8 +158,14 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let mut response = match permit {
         Err(_) => ApiError::overloaded(state.0.config.limits.max_in_flight).into_response(),
         Ok(permit) => match tokio::time::timeout(timeout, next.run(request)).await {
-            Ok(response) if is_stream(&response) => hold_until_the_end(response, permit, state.0.config.limits.stream),
-            Ok(response) => response,
+            Ok(mut response) if is_stream(&response) => {
+                let held = response.extensions_mut().remove::<Held>();
+                hold_until_the_end(response, (permit, held), state.0.config.limits.stream)
+            }
+            Ok(mut response) => {
+                response.extensions_mut().remove::<Held>();
+                response
+            }
             Err(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "timeout",

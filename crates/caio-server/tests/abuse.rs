@@ -141,3 +141,111 @@ async fn a_stream_counts_against_max_in_flight_until_it_ends_and_ends_at_stream_
     }
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Sends a request head on a fresh connection and `body` (maybe less than
+/// the `Content-Length` it declares), then reads what comes back within
+/// `wait`: the response's first line, or `None` if nothing came.
+async fn raw(server: &Server, head: &str, body: &[u8], wait: Duration) -> (tokio::net::TcpStream, Option<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let line = match tokio::time::timeout(wait, stream.read(&mut buffer)).await {
+        Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buffer[..n]).lines().next().unwrap_or_default().to_string()),
+        _ => None,
+    };
+    (stream, line)
+}
+
+fn head(path: &str, bearer: Option<&str>, length: usize) -> String {
+    let authorization = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{authorization}Content-Length: {length}\r\n\r\n")
+}
+
+#[tokio::test]
+async fn the_caller_is_authenticated_before_a_byte_of_its_body_is_read() {
+    let up = Upstream::start("up").await;
+    let server = Server::start_with(vec![service("s", &up.openai_base(), "")], Policy::default(), |_| {}).await;
+    // A megabyte announced, none of it sent: a forged token, and the answer comes at once.
+    for path in ["/v1/chat/completions", "/v1/embeddings", "/v1/orchestrate", "/v1/route"] {
+        let (_, line) = raw(&server, &head(path, Some("forged"), 1 << 20), b"", Duration::from_secs(5)).await;
+        assert_eq!(line.as_deref(), Some("HTTP/1.1 401 Unauthorized"), "{path}");
+    }
+    // No token at all: the OpenAI front doors take it only from the header.
+    // (`/v1/route` and `/v1/orchestrate` also read one from the routing
+    // request, so they read the body: within the budget and the deadline.)
+    for path in ["/v1/chat/completions", "/v1/embeddings"] {
+        let (_, line) = raw(&server, &head(path, None, 1 << 20), b"", Duration::from_secs(5)).await;
+        assert_eq!(line.as_deref(), Some("HTTP/1.1 401 Unauthorized"), "{path}");
+    }
+    // Registering a service: an admin only, known before the body.
+    let caller = token("alice", &["chat.basic"]);
+    let (_, line) = raw(&server, &head("/v1/services", Some(&caller), 1 << 20), b"", Duration::from_secs(5)).await;
+    assert_eq!(line.as_deref(), Some("HTTP/1.1 403 Forbidden"));
+}
+
+#[tokio::test]
+async fn bodies_in_flight_are_bounded_by_a_budget_and_a_deadline() {
+    let up = Upstream::start("up").await;
+    let server = Server::start_with(vec![service("s", &up.openai_base(), "")], Policy::default(), |config| {
+        config.limits.body_bytes = 64 * 1024;
+        config.limits.body_budget_bytes = 128 * 1024;
+        config.limits.timeout = Duration::from_millis(800);
+    })
+    .await;
+    let caller = token("alice", &["chat.basic"]);
+    let announce = head("/v1/chat/completions", Some(&caller), 64 * 1024);
+    // Two bodies announced in full take the whole budget while they trickle in.
+    let (first, nothing) = raw(&server, &announce, b"{", Duration::from_millis(100)).await;
+    assert_eq!(nothing, None, "the server waits for the rest");
+    let (second, _) = raw(&server, &announce, b"{", Duration::from_millis(100)).await;
+    // A third has no room: refused before it is read.
+    let (_, line) = raw(&server, &announce, b"", Duration::from_secs(5)).await;
+    assert_eq!(line.as_deref(), Some("HTTP/1.1 503 Service Unavailable"));
+    // The trickling bodies end at the deadline, and their room is free again.
+    let (mut first, mut second) = (first, second);
+    for stream in [&mut first, &mut second] {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await.unwrap().unwrap();
+        let text = String::from_utf8_lossy(&buffer[..n]).to_string();
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("body_timeout"), "{text}");
+    }
+    let body = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    assert_eq!(post(&server, "/v1/chat/completions", &body, &[]).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_caller_has_a_bounded_number_of_calls_in_flight() {
+    let up = Upstream::start("up").await;
+    up.always(Some(caio_gateway::fixture::Fault::Slow(Duration::from_millis(500))));
+    let server = Server::start_with(vec![service("s", &up.openai_base(), "")], Policy::default(), |config| {
+        config.limits.caller_in_flight = 1;
+    })
+    .await;
+    let body = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let first = post(&server, "/v1/chat/completions", &body, &[]);
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        post(&server, "/v1/chat/completions", &body, &[]).await
+    };
+    let other = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        client()
+            .post(format!("{}/v1/chat/completions", server.url))
+            .bearer_auth(token("bob", &["chat.basic"]))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let ((first, _), (second, error), other) = tokio::join!(first, second, other);
+    assert_eq!(first, StatusCode::OK);
+    assert_eq!(second, StatusCode::TOO_MANY_REQUESTS, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("caller_in_flight"), "{error}");
+    assert_eq!(other, StatusCode::OK, "another caller is not held back");
+}

@@ -278,7 +278,7 @@ async fn bad_calls_get_one_clear_error_and_call_nothing() {
         (json!({"model": "gpt 4o", "messages": []}), vec![], 400, "names no route of caio.toml"),
         (json!({"model": "chat"}), vec![], 400, "`messages` is required"),
         (json!({"model": "chat", "messages": [], "stream": "yes"}), vec![], 400, "`stream` must be true or false"),
-        (hello(), vec![("x-caio-guarantees", "{not json")], 400, "x-caio-guarantees header is not JSON"),
+        (hello(), vec![("x-caio-guarantees", "{not json")], 400, "the x-caio-guarantees header: invalid JSON"),
         (hello(), vec![("x-caio-request", r#"{"token": "t"}"#)], 400, "may not set `token`"),
         (hello(), vec![("x-caio-request", r#"{"sensitivity": "secret"}"#)], 400, "sensitivity"),
         (json!({"model": "vision", "messages": []}), vec![], 422, "no service qualifies"),

@@ -47,6 +47,10 @@ pub struct LimitsFile {
     pub max_in_flight: Option<usize>,
     /// Longest a streamed answer may last, in milliseconds.
     pub stream_ms: Option<u64>,
+    /// Bytes of request bodies held at once.
+    pub body_budget_bytes: Option<usize>,
+    /// Requests one caller may have in flight.
+    pub caller_in_flight: Option<usize>,
 }
 
 /// The file, as written.
@@ -248,19 +252,23 @@ impl Settings {
             call_timeout: file.call_timeout_ms.map(Duration::from_millis).unwrap_or(defaults.call_timeout),
             max_in_flight: file.max_in_flight.unwrap_or(defaults.max_in_flight),
             stream: file.stream_ms.map(Duration::from_millis).unwrap_or(defaults.stream),
+            body_budget_bytes: file.body_budget_bytes.unwrap_or(defaults.body_budget_bytes),
+            caller_in_flight: file.caller_in_flight.unwrap_or(defaults.caller_in_flight),
         };
         if limits.body_bytes == 0
             || limits.max_in_flight == 0
             || limits.timeout.is_zero()
             || limits.call_timeout.is_zero()
             || limits.stream.is_zero()
+            || limits.caller_in_flight == 0
+            || limits.body_budget_bytes < limits.body_bytes
             || !limits.rate_per_second.is_finite()
             || limits.rate_per_second <= 0.0
             || !limits.burst.is_finite()
             || limits.burst < 1.0
         {
             bail!(
-                "[limits]: body_bytes, max_in_flight, timeout_ms, call_timeout_ms and stream_ms must be > 0, rate_per_second a finite number > 0 and burst a finite number >= 1"
+                "[limits]: body_bytes, max_in_flight, timeout_ms, call_timeout_ms, stream_ms and caller_in_flight must be > 0, body_budget_bytes at least body_bytes, rate_per_second a finite number > 0 and burst a finite number >= 1"
             );
         }
         Ok(limits)

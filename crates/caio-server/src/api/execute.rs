@@ -15,9 +15,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use caio_calculus::contract::{Contract, Format, InputError, from_value, is_valid_id, quoted, read_value};
@@ -30,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::route::{RouteResponse, TraceRef, decide, respond};
-use crate::api::{body_error, text};
+use crate::api::{Admitted, admit, read_unauthenticated, text};
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -190,7 +189,13 @@ struct Executed {
     attempts: Vec<Attempt>,
 }
 
-async fn execute(state: &AppState, request: Value, bearer: Option<String>, call: Call) -> Result<Executed, ApiError> {
+async fn execute(
+    state: &AppState,
+    request: Value,
+    bearer: Option<String>,
+    admitted: bool,
+    call: Call,
+) -> Result<Executed, ApiError> {
     // Already a JSON value: deserialized and checked as `parse_request`
     // would, without printing it to text and reading it back.
     let checked = from_value::<Request>(request, "").and_then(|request| match request.problems().into_iter().next() {
@@ -201,7 +206,7 @@ async fn execute(state: &AppState, request: Value, bearer: Option<String>, call:
         state.metrics().decision("invalid");
         ApiError::invalid(format!("the request: {e}")).with_details(json!({"path": e.path}))
     })?;
-    let decision = decide(state, request, bearer).await?;
+    let decision = decide(state, request, bearer, admitted).await?;
     // The decision is on its way to disk while the services are called;
     // nothing is answered before it is durable.
     let recorded: Pending = state.store().append(decision.trace.body.clone());
@@ -232,9 +237,8 @@ fn record_later(state: &AppState, body: Value) {
     });
 }
 
-fn parse_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body = body.map_err(|e| body_error(e, state.0.config.limits.body_bytes))?;
-    strict_object(text(&body)?, "the body").map(Value::Object)
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    strict_object(text(body)?, "the body").map(Value::Object)
 }
 
 fn call_of(operation: Operation, body: Value, request_id: &str, now: u64, restart: bool) -> Result<Call, ApiError> {
@@ -271,14 +275,23 @@ fn caio_headers(response: &mut Response, request_id: &str, service: Option<&str>
     set("x-caio-attempts", attempts.to_string());
 }
 
-async fn front_door(
+/// An OpenAI front door: the caller is let in (authenticated, counted, its
+/// body read within the budget) before anything else.
+async fn front_door(state: AppState, headers: HeaderMap, body: Body, operation: Operation) -> Result<Response, ApiError> {
+    let Admitted { bearer, body, held } = admit(&state, &headers, body).await?;
+    let body = parse_body(&body)?;
+    let mut response = answer(state, headers, body, bearer, operation).await?;
+    response.extensions_mut().insert(held);
+    Ok(response)
+}
+
+async fn answer(
     state: AppState,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Value,
+    bearer: String,
     operation: Operation,
 ) -> Result<Response, ApiError> {
-    let body = parse_body(&state, body)?;
-    let bearer = auth::bearer(&headers)?;
     let request = request_of(&state, operation, &body, &headers)?;
     let request_id = request["id"].as_str().unwrap_or_default().to_string();
     let restart = match header_text(&headers, "x-caio-stream-restart")? {
@@ -292,7 +305,7 @@ async fn front_door(
         }
     };
     let call = call_of(operation, body, &request_id, state.now(), restart)?;
-    let Executed { trace, reply, attempts, .. } = execute(&state, request, bearer, call).await?;
+    let Executed { trace, reply, attempts, .. } = execute(&state, request, Some(bearer), true, call).await?;
     match reply {
         Ok(Reply::Complete { service, body }) => {
             record_later(&state, execution_body(&trace, &request_id, &attempts, Some(&service)));
@@ -335,20 +348,12 @@ async fn front_door(
 
 /// `POST /v1/chat/completions`: a chat completion in the OpenAI format,
 /// streamed as server-sent events with `stream: true`.
-pub async fn chat_completions(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     front_door(state, headers, body, Operation::Chat).await
 }
 
 /// `POST /v1/embeddings`: embeddings in the OpenAI format.
-pub async fn embeddings(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     front_door(state, headers, body, Operation::Embeddings).await
 }
 
@@ -387,12 +392,25 @@ pub struct OrchestrateResponse {
 
 /// `POST /v1/orchestrate`: routes caio's own request, executes it, and
 /// returns the result with the decision and its traces.
-pub async fn orchestrate(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = parse_body(&state, body)?;
+pub async fn orchestrate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    // With a bearer token the caller is let in before its body is read; a
+    // token in the routing request is verified once the body is.
+    let (bearer, body, held, admitted) = match auth::bearer(&headers)? {
+        Some(_) => {
+            let admitted = admit(&state, &headers, body).await?;
+            (Some(admitted.bearer), admitted.body, admitted.held, true)
+        }
+        None => {
+            let (body, held) = read_unauthenticated(&state, &headers, body).await?;
+            (None, body, held, false)
+        }
+    };
+    let mut response = orchestrated(state, parse_body(&body)?, bearer, admitted).await?;
+    response.extensions_mut().insert(held);
+    Ok(response)
+}
+
+async fn orchestrated(state: AppState, body: Value, bearer: Option<String>, admitted: bool) -> Result<Response, ApiError> {
     let orchestrated: OrchestrateRequest = serde_json::from_value(body)
         .map_err(|e| ApiError::invalid(format!("the body: {e}; it takes `request`, `operation` and `input`")))?;
     let operation = match orchestrated.operation.as_str() {
@@ -410,10 +428,10 @@ pub async fn orchestrate(
             "`input.stream`: /v1/orchestrate answers whole; stream with /v1/chat/completions",
         ));
     }
-    let bearer = auth::bearer(&headers)?;
     let request_id = orchestrated.request.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
     let call = call_of(operation, orchestrated.input, &request_id, state.now(), false)?;
-    let Executed { decision, trace, reply, attempts } = execute(&state, orchestrated.request, bearer, call).await?;
+    let Executed { decision, trace, reply, attempts } =
+        execute(&state, orchestrated.request, bearer, admitted, call).await?;
     let served_by = match &reply {
         Ok(Reply::Complete { service, .. }) => Some(service.as_str()),
         _ => None,

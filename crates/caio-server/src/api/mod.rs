@@ -6,11 +6,48 @@ pub mod route;
 pub mod services;
 pub mod traces;
 
-use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::http::HeaderMap;
 
+use crate::auth;
+use crate::budget::Held;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// A call let in: its caller authenticated from the bearer token (and its
+/// rate limit taken), counted in its slots, then its body read within the
+/// budget of bodies in flight, in that order: nobody unauthenticated makes
+/// the server read a byte of a body.
+pub(crate) struct Admitted {
+    /// The bearer token.
+    pub bearer: String,
+    /// The body.
+    pub body: Bytes,
+    /// The caller's slot and the body's reservation, for the response.
+    pub held: Held,
+}
+
+pub(crate) async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Admitted, ApiError> {
+    let bearer = auth::bearer(headers)?
+        .ok_or_else(|| ApiError::unauthenticated("send a token: `Authorization: Bearer <token>`"))?;
+    let caller = auth::caller(state, Some(&bearer)).await?;
+    let limits = &state.0.config.limits;
+    let slot = state.0.callers.enter(&caller.claims.sub, limits.caller_in_flight)?;
+    let (body, reserved) = state.0.bodies.read(headers, body, limits.body_bytes, limits.timeout).await?;
+    Ok(Admitted { bearer, body, held: Held::new((slot, reserved)) })
+}
+
+/// A body read within the budget of bodies in flight, for the calls whose
+/// caller is known only from the body (a routing request's `token`).
+pub(crate) async fn read_unauthenticated(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, Held), ApiError> {
+    let limits = &state.0.config.limits;
+    let (body, reserved) = state.0.bodies.read(headers, body, limits.body_bytes, limits.timeout).await?;
+    Ok((body, Held::new(reserved)))
+}
 
 /// Runs a blocking store call off the async workers.
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -25,19 +62,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("the store call {operation} did not finish: {e}")))?;
     state.metrics().store(operation, started.elapsed());
     outcome.map_err(ApiError::store)
-}
-
-/// A body that could not be read: too large (413), or broken.
-pub(crate) fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is larger than {limit} bytes; send less or raise `limits.body_bytes`"),
-        )
-    } else {
-        ApiError::invalid(format!("the body could not be read: {rejection}"))
-    }
 }
 
 /// Query parameters that do not parse.

@@ -2,8 +2,9 @@
 //! and records the trace durably before answering.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use caio_calculus::contract::{Format, quoted};
@@ -14,7 +15,7 @@ use caio_calculus::route::{Decision, RouteError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{body_error, query_error, text};
+use crate::api::{admit, query_error, read_unauthenticated, text};
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -194,11 +195,13 @@ pub(crate) fn respond(decision: Decision, trace: TraceRef, full: bool) -> RouteR
 }
 
 /// Authenticates the caller (the body's token or the bearer token, sent
-/// once), routes `request`, and counts the outcome.
+/// once) unless `admitted` says it was before the body was read, routes
+/// `request`, and counts the outcome.
 pub(crate) async fn decide(
     state: &AppState,
     mut request: Request,
     bearer: Option<String>,
+    admitted: bool,
 ) -> Result<Decision, ApiError> {
     match bearer {
         Some(token) if request.token.is_empty() => request.token = token,
@@ -209,12 +212,14 @@ pub(crate) async fn decide(
         }
         _ => {}
     }
-    let token = (!request.token.is_empty()).then_some(request.token.as_str());
-    auth::caller(state, token).await.inspect_err(|e| {
-        if e.code == "unauthenticated" {
-            state.metrics().decision("unauthenticated");
-        }
-    })?;
+    if !admitted {
+        let token = (!request.token.is_empty()).then_some(request.token.as_str());
+        auth::caller(state, token).await.inspect_err(|e| {
+            if e.code == "unauthenticated" {
+                state.metrics().decision("unauthenticated");
+            }
+        })?;
+    }
     state.absorb_history();
     let health = state.gateway().health();
     let decision = state.router().route_after(&request, state.now(), &health, None).map_err(|e| refused(state, e))?;
@@ -229,10 +234,9 @@ pub async fn route(
     State(state): State<AppState>,
     query: Result<Query<RouteQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<RouteResponse>, ApiError> {
+    body: Body,
+) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(query_error)?;
-    let body = body.map_err(|e| body_error(e, state.0.config.limits.body_bytes))?;
     let full = match query.proofs.as_deref() {
         None | Some("summary") => false,
         Some("full") => true,
@@ -240,15 +244,29 @@ pub async fn route(
             return Err(ApiError::invalid(format!("`proofs` must be `full` or `summary`, found `{}`", quoted(other))));
         }
     };
-    let bearer = auth::bearer(&headers)?;
+    // With a bearer token the caller is known before its body is read; a
+    // token in the body is verified once the body is.
+    let (bearer, body, held, admitted) = match auth::bearer(&headers)? {
+        Some(_) => {
+            let admitted = admit(&state, &headers, body).await?;
+            (Some(admitted.bearer), admitted.body, admitted.held, true)
+        }
+        None => {
+            let (body, held) = read_unauthenticated(&state, &headers, body).await?;
+            (None, body, held, false)
+        }
+    };
     let request = parse_request(text(&body)?, Format::Json).map_err(|e| {
         state.metrics().decision("invalid");
         ApiError::invalid(format!("the request: {e}")).with_details(serde_json::json!({"path": e.path}))
     })?;
-    let decision = decide(&state, request, bearer).await?;
+    drop(body);
+    let decision = decide(&state, request, bearer, admitted).await?;
     let started = std::time::Instant::now();
     let linked = state.store().append(decision.trace.body.clone()).await.map_err(ApiError::store)?;
     state.metrics().store("append", started.elapsed());
     state.metrics().decision("selected");
-    Ok(Json(respond(decision, TraceRef { seq: linked.seq, hash: linked.hash }, full)))
+    let mut response = Json(respond(decision, TraceRef { seq: linked.seq, hash: linked.hash }, full)).into_response();
+    response.extensions_mut().insert(held);
+    Ok(response)
 }

@@ -4,8 +4,7 @@
 //! new routing snapshot.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use caio_calculus::contract::{Format, parse_contracts, quoted};
@@ -13,7 +12,7 @@ use caio_store::ServiceRecord;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::api::{blocking, body_error, text};
+use crate::api::{blocking, read_unauthenticated, text};
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -127,10 +126,11 @@ pub async fn show(
 pub async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<ServiceView>), ApiError> {
+    // An admin only, known before a byte of the body is read.
     auth::with_permission(&state, &headers, &[&state.0.config.admin_permission]).await?;
-    let body = body.map_err(|e| body_error(e, state.0.config.limits.body_bytes))?;
+    let (body, _reserved) = read_unauthenticated(&state, &headers, body).await?;
     let yaml = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("yaml"));
     let format = if yaml { Format::Yaml } else { Format::Json };
     let mut contracts = parse_contracts(text(&body)?, format).map_err(|e| {
