@@ -14,6 +14,7 @@
 pub mod api;
 pub mod auth;
 pub mod budget;
+pub mod connections;
 pub mod error;
 pub mod limits;
 pub mod metrics;
@@ -23,6 +24,7 @@ pub mod telemetry;
 pub mod ui;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -71,19 +73,29 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves the application on `listener` until `shutdown` completes, then
-/// stops accepting and waits for the requests in flight. Beside it run the
-/// exchange of the shared state (with `[shared]`) and the watch for
-/// registry changes other replicas make.
+/// stops accepting, closes the connections with no request in progress and
+/// waits for the requests in flight, at most `limits.drain_ms`. Connections
+/// are bounded ([`connections`]). Beside it run the exchange of the shared
+/// state (with `[shared]`) and the watch for registry changes other
+/// replicas make.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Small writes (a streamed chunk, an answer after its headers) go out at
-    // once: with Nagle's algorithm they wait for the client's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let registry = state.0.connections.clone();
+    let listener = connections::Listener::new(listener, registry.clone());
+    let drain = state.0.config.limits.drain;
+    let draining = Arc::new(tokio::sync::Notify::new());
+    let shutdown = {
+        let (registry, draining) = (registry.clone(), draining.clone());
+        async move {
+            shutdown.await;
+            tracing::info!(target: "caio", open = registry.open(), "shutting down: closing idle connections, draining requests");
+            registry.shut_down();
+            draining.notify_one();
+        }
+    };
     let (stop, stopped) = tokio::sync::watch::channel(());
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
         let _ = stopped.changed().await;
@@ -94,9 +106,21 @@ pub async fn serve(
         tokio::spawn(async move { shared.run(gateway.breakers(), stopped).await });
     }
     tokio::spawn(follow_registry(state.clone(), until_stopped(stopped)));
-    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let service = app(state).into_make_service_with_connect_info::<connections::Peer>();
+    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown);
+    let bounded = async {
+        draining.notified().await;
+        tokio::time::sleep(drain).await;
+    };
+    let outcome = tokio::select! {
+        served = served => served,
+        () = bounded => {
+            tracing::warn!(target: "caio", open = registry.open(), drain_ms = drain.as_millis() as u64, "the drain time is up: stopping with requests still in flight");
+            Ok(())
+        }
+    };
     drop(stop);
-    served
+    outcome
 }
 
 /// Asks the store every `registry_poll` whether the registry changed (on

@@ -43,6 +43,9 @@ pub struct Limits {
     pub body_budget_bytes: usize,
     /// Requests one caller (a token's `sub`) may have in flight.
     pub caller_in_flight: usize,
+    /// Longest the requests in flight may take to finish after shutdown is
+    /// asked for.
+    pub drain: Duration,
 }
 
 impl Default for Limits {
@@ -57,6 +60,7 @@ impl Default for Limits {
             stream: Duration::from_secs(600),
             body_budget_bytes: 64 << 20,
             caller_in_flight: 64,
+            drain: Duration::from_secs(30),
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct ServerConfig {
     /// How often the store is asked whether another replica changed the
     /// registry.
     pub registry_poll: Duration,
+    /// The limits on connections.
+    pub connections: crate::connections::ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -107,6 +113,7 @@ impl ServerConfig {
             history_every: Duration::from_secs(1),
             shared: SharedConfig::default(),
             registry_poll: Duration::from_secs(1),
+            connections: crate::connections::ConnectionLimits::default(),
         }
     }
 }
@@ -149,6 +156,7 @@ pub(crate) struct Inner {
     pub rate: RateLimiter,
     pub in_flight: Arc<tokio::sync::Semaphore>,
     pub bodies: crate::budget::BodyBudget,
+    pub connections: Arc<crate::connections::Registry>,
     pub callers: Arc<crate::budget::Callers>,
     pub metrics: Metrics,
     pub clock: Clock,
@@ -190,6 +198,14 @@ impl AppState {
         let rate = RateLimiter::new(config.limits.rate_per_second, config.limits.burst).shared(shared.clone());
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight));
         let bodies = crate::budget::BodyBudget::new(config.limits.body_budget_bytes);
+        let (connection_limits, lowered) = crate::connections::within_descriptors(
+            config.connections,
+            crate::connections::descriptor_limit(),
+        );
+        if let Some(note) = lowered {
+            tracing::warn!(target: "caio", "{note}");
+        }
+        let connections = crate::connections::Registry::new(connection_limits);
         Ok(AppState(Arc::new(Inner {
             store,
             router: RwLock::new(Arc::new(router)),
@@ -197,6 +213,7 @@ impl AppState {
             rate,
             in_flight,
             bodies,
+            connections,
             callers: Arc::default(),
             metrics: Metrics::default(),
             clock,
@@ -206,6 +223,11 @@ impl AppState {
             shared,
             registry_generation: AtomicU64::new(generation),
         })))
+    }
+
+    /// The open connections, when served by [`crate::serve`].
+    pub fn connections(&self) -> Option<&crate::connections::Registry> {
+        Some(&self.0.connections)
     }
 
     /// The current routing snapshot.

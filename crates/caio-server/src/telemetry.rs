@@ -115,7 +115,7 @@ fn is_stream(response: &Response) -> bool {
 /// event once it has lasted `limit`.
 fn hold_until_the_end(
     response: Response,
-    permit: (Option<tokio::sync::OwnedSemaphorePermit>, Option<Held>),
+    permit: (Option<tokio::sync::OwnedSemaphorePermit>, Option<Held>, Option<crate::connections::Activity>),
     limit: std::time::Duration,
 ) -> Response {
     use futures_util::StreamExt;
@@ -154,13 +154,18 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let timeout = if executes { state.0.config.limits.call_timeout } else { state.0.config.limits.timeout };
     // Operators must see a flooded server: health and metrics are never shed.
     let sheddable = !matches!(route, "/healthz" | "/readyz" | "/metrics");
+    // The connection has a request in progress until the response's end.
+    let activity = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::connections::Peer>>()
+        .map(|peer| crate::connections::Activity::start(&peer.0));
     let permit = if sheddable { state.0.in_flight.clone().try_acquire_owned().map(Some) } else { Ok(None) };
     let mut response = match permit {
         Err(_) => ApiError::overloaded(state.0.config.limits.max_in_flight).into_response(),
         Ok(permit) => match tokio::time::timeout(timeout, next.run(request)).await {
             Ok(mut response) if is_stream(&response) => {
                 let held = response.extensions_mut().remove::<Held>();
-                hold_until_the_end(response, (permit, held), state.0.config.limits.stream)
+                hold_until_the_end(response, (permit, held, activity), state.0.config.limits.stream)
             }
             Ok(mut response) => {
                 response.extensions_mut().remove::<Held>();

@@ -249,3 +249,76 @@ async fn a_caller_has_a_bounded_number_of_calls_in_flight() {
     assert!(error["error"]["message"].as_str().unwrap().contains("caller_in_flight"), "{error}");
     assert_eq!(other, StatusCode::OK, "another caller is not held back");
 }
+
+async fn connect(server: &Server) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(server.url.trim_start_matches("http://")).await.unwrap()
+}
+
+/// Whether the server closes `stream` within `wait` (end of stream or reset).
+async fn closed_within(stream: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+async fn healthz(server: &Server) -> StatusCode {
+    client().get(format!("{}/healthz", server.url)).send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn a_head_trickled_byte_by_byte_and_an_idle_connection_are_closed_at_the_header_read_time() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start_with(Vec::new(), Policy::default(), |config| {
+        config.connections.header_read = Duration::from_millis(500);
+    })
+    .await;
+    // Slowloris: a byte every 100 ms never completes a head; trickling does not extend it.
+    let mut slow = connect(&server).await;
+    let trickle = async {
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), trickle).await.expect("the server cut the trickle off");
+    assert!(closed_within(&mut slow, Duration::from_secs(2)).await, "closed after the header-read time");
+    // A connection that never sends anything.
+    let mut silent = connect(&server).await;
+    assert!(closed_within(&mut silent, Duration::from_secs(2)).await);
+    // A kept-alive connection after its request: idle, closed the same way.
+    let mut kept = connect(&server).await;
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let started = tokio::time::Instant::now();
+    assert!(closed_within(&mut kept, Duration::from_secs(2)).await, "the answer, then the close");
+    assert!(started.elapsed() >= Duration::from_millis(400), "not before its idle time");
+    assert_eq!(healthz(&server).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_thousand_idle_connections_do_not_keep_healthz_from_answering() {
+    let server = Server::start_with(Vec::new(), Policy::default(), |config| {
+        config.connections.max_connections = 200;
+        config.connections.max_per_address = 200;
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        idle.push(connect(&server).await);
+    }
+    // Every slot is held by a connection that sent nothing: the newest take
+    // the places of the oldest, so a new one is always served.
+    for _ in 0..5 {
+        assert_eq!(healthz(&server).await, StatusCode::OK);
+    }
+    let opened = server.state.connections().map(|r| r.open()).unwrap_or_default();
+    assert!(opened <= 200, "{opened} connections open");
+}

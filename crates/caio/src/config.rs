@@ -51,6 +51,15 @@ pub struct LimitsFile {
     pub body_budget_bytes: Option<usize>,
     /// Requests one caller may have in flight.
     pub caller_in_flight: Option<usize>,
+    /// Longest requests in flight may take to finish at shutdown, in ms.
+    pub drain_ms: Option<u64>,
+    /// Longest a connection may stay with no request in progress (the time
+    /// a request head has to arrive whole), in ms.
+    pub header_read_ms: Option<u64>,
+    /// Most connections open at once.
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one client address.
+    pub max_connections_per_address: Option<usize>,
 }
 
 /// The file, as written.
@@ -254,6 +263,7 @@ impl Settings {
             stream: file.stream_ms.map(Duration::from_millis).unwrap_or(defaults.stream),
             body_budget_bytes: file.body_budget_bytes.unwrap_or(defaults.body_budget_bytes),
             caller_in_flight: file.caller_in_flight.unwrap_or(defaults.caller_in_flight),
+            drain: file.drain_ms.map(Duration::from_millis).unwrap_or(defaults.drain),
         };
         if limits.body_bytes == 0
             || limits.max_in_flight == 0
@@ -261,6 +271,7 @@ impl Settings {
             || limits.call_timeout.is_zero()
             || limits.stream.is_zero()
             || limits.caller_in_flight == 0
+            || limits.drain.is_zero()
             || limits.body_budget_bytes < limits.body_bytes
             || !limits.rate_per_second.is_finite()
             || limits.rate_per_second <= 0.0
@@ -268,8 +279,23 @@ impl Settings {
             || limits.burst < 1.0
         {
             bail!(
-                "[limits]: body_bytes, max_in_flight, timeout_ms, call_timeout_ms, stream_ms and caller_in_flight must be > 0, body_budget_bytes at least body_bytes, rate_per_second a finite number > 0 and burst a finite number >= 1"
+                "[limits]: body_bytes, max_in_flight, timeout_ms, call_timeout_ms, stream_ms, caller_in_flight and drain_ms must be > 0, body_budget_bytes at least body_bytes, rate_per_second a finite number > 0 and burst a finite number >= 1"
             );
+        }
+        Ok(limits)
+    }
+
+    /// The limits on connections (`[limits]` too).
+    pub fn connections(&self) -> Result<caio_server::connections::ConnectionLimits> {
+        let defaults = caio_server::connections::ConnectionLimits::default();
+        let file = &self.file.limits;
+        let limits = caio_server::connections::ConnectionLimits {
+            header_read: file.header_read_ms.map(Duration::from_millis).unwrap_or(defaults.header_read),
+            max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+            max_per_address: file.max_connections_per_address.unwrap_or(defaults.max_per_address),
+        };
+        if limits.header_read.is_zero() || limits.max_connections == 0 || limits.max_per_address == 0 {
+            bail!("[limits]: header_read_ms, max_connections and max_connections_per_address must be > 0");
         }
         Ok(limits)
     }

@@ -108,7 +108,21 @@ struct Served {
 }
 
 fn serve(db: &Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_caio"))
+    serve_with(db, None)
+}
+
+/// `caio serve`, with at most `descriptors` open files when given (through
+/// the shell's `ulimit -n`).
+fn serve_with(db: &Path, descriptors: Option<u32>) -> Served {
+    let mut command = match descriptors {
+        None => Command::new(env!("CARGO_BIN_EXE_caio")),
+        Some(n) => {
+            let mut shell = Command::new("sh");
+            shell.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_caio")]);
+            shell
+        }
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .current_dir(root())
@@ -148,6 +162,17 @@ fn serve_answers_and_stops_gracefully_on_sigterm() {
         .send()
         .unwrap();
     assert_eq!(routed.status(), 200);
+    // A client holding a half-sent head, and one idle on a kept-alive
+    // connection, do not hold the shutdown.
+    use std::io::{Read, Write};
+    let address = served.url.trim_start_matches("http://").to_string();
+    let mut half = std::net::TcpStream::connect(&address).unwrap();
+    half.write_all(b"POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Le").unwrap();
+    let mut idle = std::net::TcpStream::connect(&address).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
     let pid = served.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let started = Instant::now();
@@ -156,9 +181,33 @@ fn serve_answers_and_stops_gracefully_on_sigterm() {
             assert!(status.success(), "a graceful shutdown exits 0, got {status}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
+        assert!(started.elapsed() < Duration::from_secs(5), "still running 5 s after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     }
+    drop((half, idle));
+}
+
+#[test]
+fn with_few_descriptors_idle_connections_cannot_make_serve_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve_with(&dir.path().join("caio.db"), Some(256));
+    let address = served.url.trim_start_matches("http://").to_string();
+    // More idle connections than the process may hold descriptors.
+    let idle: Vec<std::net::TcpStream> = (0..300).filter_map(|_| std::net::TcpStream::connect(&address).ok()).collect();
+    assert!(idle.len() >= 250, "{} connections made", idle.len());
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    for _ in 0..5 {
+        assert_eq!(client.get(format!("{}/healthz", served.url)).send().unwrap().status(), 200);
+    }
+    let metrics = client.get(format!("{}/metrics", served.url)).send().unwrap().text().unwrap();
+    let evicted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("caio_connections_evicted_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(evicted >= 100, "idle connections made room: {evicted}");
+    drop(idle);
+    served.child.kill().unwrap();
 }
 
 #[test]

@@ -73,6 +73,21 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], {
         let mut text = state.metrics().render();
         state.gateway().render_metrics(&mut text);
+        if let Some(connections) = state.connections() {
+            let (refused, evicted) = connections.turned_away();
+            for (name, kind, help, value) in [
+                ("caio_connections_open", "gauge", "Client connections open now.", connections.open() as u64),
+                (
+                    "caio_connections_refused_total",
+                    "counter",
+                    "Connections closed at once: every slot had a request in progress.",
+                    refused,
+                ),
+                ("caio_connections_evicted_total", "counter", "Idle connections closed to make room for a new one.", evicted),
+            ] {
+                text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+            }
+        }
         if let Some(shared) = state.shared() {
             let status = shared.status();
             text.push_str(

@@ -72,6 +72,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let policy = settings.policy()?;
     let limits = settings.limits()?;
+    let connections = settings.connections()?;
     let store = caio_store::open(&settings.store).context("cannot open the store")?;
     let now = super::now();
     if let Some(dir) = settings.registry.as_ref().filter(|_| store.services().is_ok_and(|s| s.is_empty())) {
@@ -90,6 +91,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let mut config = ServerConfig::new(settings.route_config(auth), policy);
     config.limits = limits;
+    config.connections = connections;
     config.routes = settings.routes()?;
     config.gateway = settings.file.gateway.clone();
     config.shared = settings.file.shared.clone();
