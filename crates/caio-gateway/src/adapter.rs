@@ -185,6 +185,13 @@ fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Resu
     })
 }
 
+/// Why the gateway could never call `contract`'s endpoint, parsed as every
+/// call parses it: registration refuses such a contract, so that it is not
+/// accepted and then refused at each call.
+pub fn endpoint_problem(contract: &Contract) -> Option<String> {
+    join(&contract.api.endpoint, "").err()
+}
+
 /// The request for `contract`'s service, or why its adapter cannot make one.
 pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
     let api = &contract.api;
@@ -367,6 +374,13 @@ mod tests {
 
     fn call(operation: Operation, body: Value) -> Call {
         Call { operation, stream: false, body, id: "chatcmpl-1".into(), created: 7, restart: false }
+    }
+
+    #[test]
+    fn an_endpoint_every_call_would_refuse_is_found_before() {
+        assert_eq!(endpoint_problem(&contract(r#"{"adapter": "openai", "endpoint": "http://127.0.0.1:8000/v1"}"#)), None);
+        let encoded = contract(r#"{"adapter": "openai", "endpoint": "http://127.0.0.1%3A18491/v1"}"#);
+        assert!(endpoint_problem(&encoded).unwrap().contains("is not a URL"));
     }
 
     #[test]

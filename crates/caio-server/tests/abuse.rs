@@ -322,3 +322,33 @@ async fn a_thousand_idle_connections_do_not_keep_healthz_from_answering() {
     let opened = server.state.connections().map(|r| r.open()).unwrap_or_default();
     assert!(opened <= 200, "{opened} connections open");
 }
+
+#[tokio::test]
+async fn request_ids_are_bounded_and_endpoints_checked_as_calls_parse_them() {
+    let up = Upstream::start("up").await;
+    let server = Server::start_with(vec![service("s", &up.openai_base(), "")], Policy::default(), |_| {}).await;
+    let long = "r".repeat(200_000);
+    for id in [long.as_str(), "evil\u{202E}gnp.exe", "line\nbreak"] {
+        let body = json!({"id": id, "capabilities": ["chat"]}).to_string();
+        let (status, error) = post(&server, "/v1/route", &body, &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+        assert!(error["error"]["message"].as_str().unwrap().starts_with("id: a request id"), "{error}");
+    }
+    let chat = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let (status, _) = post(&server, "/v1/chat/completions", &chat, &[("x-request-id", &"r".repeat(200))]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // An endpoint every call would refuse is refused when it is registered.
+    let contract = json!({"id": "encoded", "version": "1.0.0", "capabilities": ["chat"], "privacy": {"data_locality": "local"},
+        "api": {"adapter": "openai", "endpoint": "http://127.0.0.1%3A18491/v1"}});
+    let response = client()
+        .post(format!("{}/v1/services", server.url))
+        .bearer_auth(token("admin", &["caio:admin"]))
+        .json(&contract)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["details"]["path"], "api.endpoint", "{error}");
+    assert_eq!(up.hits(), 0);
+}

@@ -28,7 +28,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::api::route::{RouteResponse, TraceRef, decide, respond};
+use crate::api::route::{RouteResponse, TraceRef, check_request_id, decide, respond};
 use crate::api::{Admitted, admit, read_unauthenticated, text};
 use crate::auth;
 use crate::error::ApiError;
@@ -119,7 +119,10 @@ fn request_of(state: &AppState, operation: Operation, body: &Value, headers: &He
         request.insert("guarantees".into(), Value::Object(guarantees));
     }
     let id = match header_text(headers, "x-request-id")? {
-        Some(id) if !id.trim().is_empty() && id.len() <= 128 => id.to_string(),
+        Some(id) if !id.trim().is_empty() => {
+            check_request_id(id, "the x-request-id header")?;
+            id.to_string()
+        }
         _ => fresh_id(),
     };
     request.insert("id".into(), Value::String(id));

@@ -194,6 +194,25 @@ pub(crate) fn respond(decision: Decision, trace: TraceRef, full: bool) -> RouteR
     }
 }
 
+/// The longest request id, in characters.
+pub(crate) const MAX_REQUEST_ID: usize = 128;
+
+/// Whether `id` may name a request: at most [`MAX_REQUEST_ID`] characters,
+/// none of them a control character or a bidirectional formatting one (which
+/// would make an id read differently in a log or on the dashboard).
+pub(crate) fn check_request_id(id: &str, field: &str) -> Result<(), ApiError> {
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if id.chars().count() > MAX_REQUEST_ID {
+        return Err(ApiError::invalid(format!("{field}: a request id has at most {MAX_REQUEST_ID} characters")));
+    }
+    if id.chars().any(|c| c.is_control() || bidi(c)) {
+        return Err(ApiError::invalid(format!(
+            "{field}: a request id may not hold control or bidirectional formatting characters"
+        )));
+    }
+    Ok(())
+}
+
 /// Authenticates the caller (the body's token or the bearer token, sent
 /// once) unless `admitted` says it was before the body was read, routes
 /// `request`, and counts the outcome.
@@ -203,6 +222,7 @@ pub(crate) async fn decide(
     bearer: Option<String>,
     admitted: bool,
 ) -> Result<Decision, ApiError> {
+    check_request_id(&request.id, "id")?;
     match bearer {
         Some(token) if request.token.is_empty() => request.token = token,
         Some(token) if token != request.token => {
