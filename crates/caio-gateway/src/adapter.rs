@@ -68,8 +68,8 @@ impl Call {
 pub struct Prepared {
     /// Where.
     pub url: Url,
-    /// The JSON body.
-    pub body: Value,
+    /// The JSON body, serialized once (retries send the same bytes).
+    pub body: bytes::Bytes,
     /// How the service streams, when the call is streamed.
     pub framing: Framing,
 }
@@ -180,7 +180,7 @@ fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Resu
     }
     Ok(Prepared {
         url: join(&contract.api.endpoint, &path)?,
-        body: substitute(&mapping.request, &values),
+        body: serialized(&substitute(&mapping.request, &values)),
         framing: Framing::Whole,
     })
 }
@@ -192,26 +192,52 @@ pub fn endpoint_problem(contract: &Contract) -> Option<String> {
     join(&contract.api.endpoint, "").err()
 }
 
+/// JSON text of `value` (a JSON value or a body view: never fails).
+fn serialized(value: &impl serde::Serialize) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(value).expect("JSON values serialize"))
+}
+
+/// A call's body with its `model` replaced by the contract's, serialized
+/// straight from the borrowed body.
+struct WithModel<'a> {
+    body: &'a Value,
+    model: Option<&'a str>,
+}
+
+impl serde::Serialize for WithModel<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (Some(fields), Some(model)) = (self.body.as_object(), self.model) else {
+            return self.body.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(Some(fields.len() + usize::from(!fields.contains_key("model"))))?;
+        map.serialize_entry("model", model)?;
+        for (key, value) in fields.iter().filter(|(key, _)| *key != "model") {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
 /// The request for `contract`'s service, or why its adapter cannot make one.
 pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
     let api = &contract.api;
     match (api.adapter, call.operation) {
         (Adapter::Openai, operation) => {
             let path = if operation == Operation::Chat { "/chat/completions" } else { "/embeddings" };
-            let mut body = call.body.clone();
-            if let (Some(fields), Some(model)) = (body.as_object_mut(), &api.model) {
-                fields.insert("model".into(), Value::String(model.clone()));
-            }
+            // The caller's body as it came, with the contract's model: written
+            // from the call without copying it (a body can be megabytes).
+            let body = serialized(&WithModel { body: &call.body, model: api.model.as_deref() });
             Ok(Prepared { url: join(&api.endpoint, path)?, body, framing: Framing::OpenaiEvents })
         }
         (Adapter::Ollama, Operation::Chat) => Ok(Prepared {
             url: join(&api.endpoint, "/api/chat")?,
-            body: json!({
+            body: serialized(&json!({
                 "model": model(contract, call),
-                "messages": call.body.get("messages").cloned().unwrap_or(Value::Null),
+                "messages": call.body.get("messages").unwrap_or(&Value::Null),
                 "stream": call.stream,
                 "options": ollama_options(&call.body),
-            }),
+            })),
             framing: Framing::OllamaLines,
         }),
         (Adapter::Ollama, Operation::Embeddings) => {
@@ -220,7 +246,7 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
             };
             Ok(Prepared {
                 url: join(&api.endpoint, "/api/embeddings")?,
-                body: json!({"model": model(contract, call), "prompt": input}),
+                body: serialized(&json!({"model": model(contract, call), "prompt": input})),
                 framing: Framing::Whole,
             })
         }
@@ -372,6 +398,10 @@ mod tests {
         parse_contracts(&text, Format::Json).unwrap().remove(0)
     }
 
+    fn json_of(prepared: &Prepared) -> Value {
+        serde_json::from_slice(&prepared.body).unwrap()
+    }
+
     fn call(operation: Operation, body: Value) -> Call {
         Call { operation, stream: false, body, id: "chatcmpl-1".into(), created: 7, restart: false }
     }
@@ -390,7 +420,7 @@ mod tests {
         let prepared = prepare(&c, &call(Operation::Chat, body)).unwrap();
         assert_eq!(prepared.url.as_str(), "http://127.0.0.1:9/v1/chat/completions");
         assert_eq!(
-            prepared.body,
+            json_of(&prepared),
             json!({"model": "phi3", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2})
         );
         assert!(answer(&c, &call(Operation::Chat, json!({})), json!({"error": "x"})).unwrap_err().contains("choices"));
@@ -405,14 +435,14 @@ mod tests {
         );
         let prepared = prepare(&c, &chat).unwrap();
         assert_eq!(prepared.url.as_str(), "http://127.0.0.1:11434/api/chat");
-        assert_eq!(prepared.body["options"], json!({"num_predict": 5}));
+        assert_eq!(json_of(&prepared)["options"], json!({"num_predict": 5}));
         let reply = json!({"message": {"role": "assistant", "content": "hello"}, "done": true, "prompt_eval_count": 3, "eval_count": 2});
         let answered = answer(&c, &chat, reply).unwrap();
         assert_eq!(answered["choices"][0]["message"]["content"], "hello");
         assert_eq!(answered["usage"], json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}));
         let embed =
             call(Operation::Embeddings, json!({"model": "embeddings", "input": "text", "encoding_format": "base64"}));
-        assert_eq!(prepare(&c, &embed).unwrap().body, json!({"model": "llama3:8b", "prompt": "text"}));
+        assert_eq!(json_of(&prepare(&c, &embed).unwrap()), json!({"model": "llama3:8b", "prompt": "text"}));
         let answered = answer(&c, &embed, json!({"embedding": [1.0, -2.0]})).unwrap();
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(answered["data"][0]["embedding"].as_str().unwrap())
@@ -449,9 +479,10 @@ mod tests {
         );
         let prepared = prepare(&c, &chat).unwrap();
         assert_eq!(prepared.url.as_str(), "http://127.0.0.1:9/models/tiny/generate");
-        assert_eq!(prepared.body["text"], "last");
-        assert_eq!(prepared.body["history"], chat.body["messages"]);
-        assert_eq!(prepared.body["note"], "model tiny");
+        let sent = json_of(&prepared);
+        assert_eq!(sent["text"], "last");
+        assert_eq!(sent["history"], chat.body["messages"]);
+        assert_eq!(sent["note"], "model tiny");
         let answered = answer(&c, &chat, json!({"output": [{"text": "ok"}]})).unwrap();
         assert_eq!(answered["choices"][0]["message"]["content"], "ok");
         assert_eq!(answer(&c, &chat, json!({"output": []})).unwrap_err(), "the reply has nothing at `/output/0/text`");

@@ -211,7 +211,11 @@ impl Gateway {
             _ => (contract.api.timeout_ms, Failure::Timeout),
         };
         let limit = Duration::from_millis(limit);
-        let mut request = self.client.post(prepared.url.clone()).json(&prepared.body);
+        let mut request = self
+            .client
+            .post(prepared.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(prepared.body.clone());
         if !streamed {
             request = request.timeout(limit);
         }

@@ -281,8 +281,10 @@ fn caio_headers(response: &mut Response, request_id: &str, service: Option<&str>
 /// An OpenAI front door: the caller is let in (authenticated, counted, its
 /// body read within the budget) before anything else.
 async fn front_door(state: AppState, headers: HeaderMap, body: Body, operation: Operation) -> Result<Response, ApiError> {
-    let Admitted { bearer, body, held } = admit(&state, &headers, body).await?;
-    let body = parse_body(&body)?;
+    let Admitted { bearer, body: raw, held } = admit(&state, &headers, body).await?;
+    let body = parse_body(&raw)?;
+    // The text has been read: only the parsed body is kept for the call.
+    drop(raw);
     let mut response = answer(state, headers, body, bearer, operation).await?;
     response.extensions_mut().insert(held);
     Ok(response)
@@ -408,7 +410,9 @@ pub async fn orchestrate(State(state): State<AppState>, headers: HeaderMap, body
             (None, body, held, false)
         }
     };
-    let mut response = orchestrated(state, parse_body(&body)?, bearer, admitted).await?;
+    let parsed = parse_body(&body)?;
+    drop(body);
+    let mut response = orchestrated(state, parsed, bearer, admitted).await?;
     response.extensions_mut().insert(held);
     Ok(response)
 }
