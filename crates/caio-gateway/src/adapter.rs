@@ -9,6 +9,8 @@
 //! This module must never do I/O: it only translates.
 
 use base64::Engine;
+
+pub use crate::body::CallBody;
 use caio_calculus::contract::{Adapter, Contract, HttpMapping};
 use serde_json::{Value, json};
 use url::Url;
@@ -37,8 +39,9 @@ impl Operation {
 pub struct Call {
     /// Chat or embeddings.
     pub operation: Operation,
-    /// The body: `messages` for chat, `input` for embeddings, and options.
-    pub body: Value,
+    /// The body: `messages` for chat, `input` for embeddings, and options,
+    /// as the caller sent it ([`CallBody`]).
+    pub body: CallBody,
     /// Whether the answer is streamed as server-sent events.
     pub stream: bool,
     /// The id answers carry (`chatcmpl-...`).
@@ -56,8 +59,9 @@ impl Call {
     /// (prefill): a service that continues it finishes the answer.
     pub fn continuing(&self, partial: &str) -> Call {
         let mut call = self.clone();
-        if let Some(messages) = call.body.get_mut("messages").and_then(Value::as_array_mut) {
+        if let Some(Value::Array(mut messages)) = self.body.get("messages") {
             messages.push(json!({"role": "assistant", "content": partial}));
+            call.body = self.body.with("messages", &Value::Array(messages));
         }
         call
     }
@@ -68,8 +72,9 @@ impl Call {
 pub struct Prepared {
     /// Where.
     pub url: Url,
-    /// The JSON body, serialized once (retries send the same bytes).
-    pub body: bytes::Bytes,
+    /// The JSON body, in pieces written once (retries send the same
+    /// bytes): slices of the caller's text where it passes through.
+    pub body: Vec<bytes::Bytes>,
     /// How the service streams, when the call is streamed.
     pub framing: Framing,
 }
@@ -96,12 +101,12 @@ fn model(contract: &Contract, call: &Call) -> Value {
         .model
         .clone()
         .map(Value::String)
-        .unwrap_or_else(|| call.body.get("model").cloned().unwrap_or(Value::Null))
+        .unwrap_or_else(|| call.body.get("model").unwrap_or(Value::Null))
 }
 
 /// The text of the last user message, for APIs that take one prompt.
-fn prompt(body: &Value) -> String {
-    let messages = body.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+fn prompt(body: &CallBody) -> String {
+    let messages = body.get("messages").and_then(|m| m.as_array().cloned()).unwrap_or_default();
     messages
         .iter()
         .rev()
@@ -122,7 +127,7 @@ fn content_text(content: &Value) -> Option<String> {
 }
 
 /// Ollama's options from OpenAI's sampling parameters.
-fn ollama_options(body: &Value) -> Value {
+fn ollama_options(body: &CallBody) -> Value {
     let mut options = serde_json::Map::new();
     for (from, to) in [
         ("temperature", "temperature"),
@@ -132,7 +137,7 @@ fn ollama_options(body: &Value) -> Value {
         ("max_tokens", "num_predict"),
     ] {
         if let Some(value) = body.get(from).filter(|v| !v.is_null()) {
-            options.insert(to.into(), value.clone());
+            options.insert(to.into(), value);
         }
     }
     Value::Object(options)
@@ -165,8 +170,8 @@ fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Resu
     let model = model(contract, call);
     let values = [
         ("{prompt}", Value::String(prompt(&call.body))),
-        ("{messages}", call.body.get("messages").cloned().unwrap_or(Value::Null)),
-        ("{input}", call.body.get("input").cloned().unwrap_or(Value::Null)),
+        ("{messages}", call.body.get("messages").unwrap_or(Value::Null)),
+        ("{input}", call.body.get("input").unwrap_or(Value::Null)),
         ("{model}", model.clone()),
     ];
     let path = mapping.path.replace("{model}", model.as_str().unwrap_or_default());
@@ -180,7 +185,7 @@ fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Resu
     }
     Ok(Prepared {
         url: join(&contract.api.endpoint, &path)?,
-        body: serialized(&substitute(&mapping.request, &values)),
+        body: vec![serialized(&substitute(&mapping.request, &values))],
         framing: Framing::Whole,
     })
 }
@@ -197,56 +202,37 @@ fn serialized(value: &impl serde::Serialize) -> bytes::Bytes {
     bytes::Bytes::from(serde_json::to_vec(value).expect("JSON values serialize"))
 }
 
-/// A call's body with its `model` replaced by the contract's, serialized
-/// straight from the borrowed body.
-struct WithModel<'a> {
-    body: &'a Value,
-    model: Option<&'a str>,
-}
-
-impl serde::Serialize for WithModel<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let (Some(fields), Some(model)) = (self.body.as_object(), self.model) else {
-            return self.body.serialize(serializer);
-        };
-        let mut map = serializer.serialize_map(Some(fields.len() + usize::from(!fields.contains_key("model"))))?;
-        map.serialize_entry("model", model)?;
-        for (key, value) in fields.iter().filter(|(key, _)| *key != "model") {
-            map.serialize_entry(key, value)?;
-        }
-        map.end()
-    }
-}
-
 /// The request for `contract`'s service, or why its adapter cannot make one.
 pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
     let api = &contract.api;
     match (api.adapter, call.operation) {
         (Adapter::Openai, operation) => {
             let path = if operation == Operation::Chat { "/chat/completions" } else { "/embeddings" };
-            // The caller's body as it came, with the contract's model: written
-            // from the call without copying it (a body can be megabytes).
-            let body = serialized(&WithModel { body: &call.body, model: api.model.as_deref() });
+            // The caller's body as it came, with the contract's model: slices
+            // of the caller's text, not a copy (a body can be megabytes).
+            let body = match &api.model {
+                Some(model) => call.body.pieces(&[("model", serialized(model))]),
+                None => vec![call.body.text().clone()],
+            };
             Ok(Prepared { url: join(&api.endpoint, path)?, body, framing: Framing::OpenaiEvents })
         }
         (Adapter::Ollama, Operation::Chat) => Ok(Prepared {
             url: join(&api.endpoint, "/api/chat")?,
-            body: serialized(&json!({
+            body: vec![serialized(&json!({
                 "model": model(contract, call),
-                "messages": call.body.get("messages").unwrap_or(&Value::Null),
+                "messages": call.body.get("messages").unwrap_or(Value::Null),
                 "stream": call.stream,
                 "options": ollama_options(&call.body),
-            })),
+            }))],
             framing: Framing::OllamaLines,
         }),
         (Adapter::Ollama, Operation::Embeddings) => {
-            let Some(input) = call.body.get("input").and_then(Value::as_str) else {
+            let Some(Value::String(input)) = call.body.get("input") else {
                 return Err("Ollama's `/api/embeddings` embeds one string: send `input` as a string".into());
             };
             Ok(Prepared {
                 url: join(&api.endpoint, "/api/embeddings")?,
-                body: serialized(&json!({"model": model(contract, call), "prompt": input})),
+                body: vec![serialized(&json!({"model": model(contract, call), "prompt": input}))],
                 framing: Framing::Whole,
             })
         }
@@ -275,7 +261,7 @@ fn chat_completion(call: &Call, model: &Value, content: &str, finish: &str, usag
 fn embedding_list(call: &Call, model: &Value, vector: &[Value]) -> Result<Value, String> {
     let numbers: Option<Vec<f64>> = vector.iter().map(Value::as_f64).collect();
     let numbers = numbers.ok_or("the embedding holds something other than numbers")?;
-    let embedding = if call.body.get("encoding_format").and_then(Value::as_str) == Some("base64") {
+    let embedding = if call.body.get("encoding_format").is_some_and(|f| f == "base64") {
         let bytes: Vec<u8> = numbers.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect();
         Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
     } else {
@@ -399,11 +385,11 @@ mod tests {
     }
 
     fn json_of(prepared: &Prepared) -> Value {
-        serde_json::from_slice(&prepared.body).unwrap()
+        serde_json::from_slice(&prepared.body.concat()).unwrap()
     }
 
     fn call(operation: Operation, body: Value) -> Call {
-        Call { operation, stream: false, body, id: "chatcmpl-1".into(), created: 7, restart: false }
+        Call { operation, stream: false, body: CallBody::from_value(&body), id: "chatcmpl-1".into(), created: 7, restart: false }
     }
 
     #[test]
@@ -481,7 +467,7 @@ mod tests {
         assert_eq!(prepared.url.as_str(), "http://127.0.0.1:9/models/tiny/generate");
         let sent = json_of(&prepared);
         assert_eq!(sent["text"], "last");
-        assert_eq!(sent["history"], chat.body["messages"]);
+        assert_eq!(Some(sent["history"].clone()), chat.body.get("messages"));
         assert_eq!(sent["note"], "model tiny");
         let answered = answer(&c, &chat, json!({"output": [{"text": "ok"}]})).unwrap();
         assert_eq!(answered["choices"][0]["message"]["content"], "ok");

@@ -116,6 +116,9 @@ impl TryError {
     }
 }
 
+/// Redirects of one call followed at most.
+const MAX_REDIRECTS: usize = 5;
+
 /// Longest error body read from a service: enough for any error message,
 /// and a service that sends more is not read further.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -211,21 +214,49 @@ impl Gateway {
             _ => (contract.api.timeout_ms, Failure::Timeout),
         };
         let limit = Duration::from_millis(limit);
-        let mut request = self
-            .client
-            .post(prepared.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(prepared.body.clone());
-        if !streamed {
-            request = request.timeout(limit);
-        }
-        if let Some(key) = key {
-            request = request.bearer_auth(key);
-        }
-        let response = match tokio::time::timeout(limit, request.send()).await {
-            Err(_) => return Err(TryError::new(late, format!("no answer within {} ms", limit.as_millis()))),
-            Ok(Err(error)) => return Err(TryError::new(transport(&error), chain(&error))),
-            Ok(Ok(response)) => response,
+        // The pieces are sent as they are, with their total length declared.
+        // The client does not replay such a body on a redirect: a 307 or 308
+        // is followed here, within the allowlist, at most `MAX_REDIRECTS`
+        // times (a redirect that would turn the call into a GET is the
+        // service's misconfiguration, answered as its status).
+        let length: usize = prepared.body.iter().map(Bytes::len).sum();
+        let mut url = prepared.url.clone();
+        let mut hops = 0;
+        let response = loop {
+            let pieces = futures_util::stream::iter(prepared.body.clone().into_iter().map(Ok::<Bytes, std::io::Error>));
+            let mut request = self
+                .client
+                .post(url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_LENGTH, length)
+                .body(reqwest::Body::wrap_stream(pieces));
+            if !streamed {
+                request = request.timeout(limit);
+            }
+            if let Some(key) = key {
+                request = request.bearer_auth(key);
+            }
+            let response = match tokio::time::timeout(limit, request.send()).await {
+                Err(_) => return Err(TryError::new(late, format!("no answer within {} ms", limit.as_millis()))),
+                Ok(Err(error)) => return Err(TryError::new(transport(&error), chain(&error))),
+                Ok(Ok(response)) => response,
+            };
+            let location = matches!(response.status().as_u16(), 307 | 308)
+                .then(|| response.headers().get(reqwest::header::LOCATION)?.to_str().ok().and_then(|l| url.join(l).ok()))
+                .flatten();
+            let Some(next) = location else { break response };
+            if hops == MAX_REDIRECTS {
+                return Err(TryError::new(Failure::Egress, format!("more than {MAX_REDIRECTS} redirects")));
+            }
+            if !self.egress.allows(&next) {
+                self.egress.refuse(Refusal::Redirect, &next);
+                return Err(TryError::new(
+                    Failure::Egress,
+                    format!("refused a redirect to {next}: no registered contract declares it"),
+                ));
+            }
+            url = next;
+            hops += 1;
         };
         let status = response.status();
         if !status.is_success() {

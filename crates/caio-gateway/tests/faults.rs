@@ -9,6 +9,7 @@ use caio_calculus::breaker::{BreakerConfig, Window};
 use caio_calculus::contract::{Contract, Format, parse_contracts};
 use caio_calculus::registry::Registry;
 use caio_gateway::fixture::{Fault, Upstream};
+use caio_gateway::adapter::CallBody;
 use caio_gateway::{Call, Gateway, GatewayConfig, Operation, Reply, RetryPolicy};
 use serde_json::{Value, json};
 
@@ -45,7 +46,7 @@ fn gateway(contracts: &[Contract], config: GatewayConfig) -> Arc<Gateway> {
 fn chat(stream: bool) -> Call {
     Call {
         operation: Operation::Chat,
-        body: json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": stream}),
+        body: CallBody::from_value(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": stream})),
         stream,
         id: "chatcmpl-test".into(),
         created: 1,
@@ -346,7 +347,7 @@ async fn the_generic_adapter_and_embeddings() {
     assert_eq!(content(&reply.unwrap()), "echo: hi (g)");
     let embed = Call {
         operation: Operation::Embeddings,
-        body: json!({"model": "embeddings", "input": "x"}),
+        body: CallBody::from_value(&json!({"model": "embeddings", "input": "x"})),
         stream: false,
         id: "e".into(),
         created: 1,

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use caio_calculus::contract::{Contract, Format, InputError, from_value, is_valid_id, quoted, read_value};
 use caio_calculus::request::Request;
 use caio_calculus::route::Decision;
+use caio_gateway::adapter::CallBody;
 use caio_gateway::{Attempt, Call, Failed, Operation, Reply};
 use caio_store::Pending;
 use schemars::JsonSchema;
@@ -244,7 +245,16 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     strict_object(text(body)?, "the body").map(Value::Object)
 }
 
-fn call_of(operation: Operation, body: Value, request_id: &str, now: u64, restart: bool) -> Result<Call, ApiError> {
+/// The call of a body read and checked as `body`, kept as its text
+/// (`CallBody`), never as the tree of values it was checked as.
+fn call_of(
+    operation: Operation,
+    body: &Value,
+    text: CallBody,
+    request_id: &str,
+    now: u64,
+    restart: bool,
+) -> Result<Call, ApiError> {
     match operation {
         Operation::Chat if !body.get("messages").is_some_and(Value::is_array) => {
             return Err(ApiError::invalid("`messages` is required: a list of {role, content}"));
@@ -260,7 +270,7 @@ fn call_of(operation: Operation, body: Value, request_id: &str, now: u64, restar
         Some(Value::Bool(false)) => false,
         Some(_) => return Err(ApiError::invalid("`stream` must be true or false (embeddings are not streamed)")),
     };
-    Ok(Call { operation, body, stream, id: format!("chatcmpl-{request_id}"), created: now, restart })
+    Ok(Call { operation, body: text, stream, id: format!("chatcmpl-{request_id}"), created: now, restart })
 }
 
 fn caio_headers(response: &mut Response, request_id: &str, service: Option<&str>, trace: &TraceRef, attempts: usize) {
@@ -283,17 +293,18 @@ fn caio_headers(response: &mut Response, request_id: &str, service: Option<&str>
 async fn front_door(state: AppState, headers: HeaderMap, body: Body, operation: Operation) -> Result<Response, ApiError> {
     let Admitted { bearer, body: raw, held } = admit(&state, &headers, body).await?;
     let body = parse_body(&raw)?;
-    // The text has been read: only the parsed body is kept for the call.
-    drop(raw);
-    let mut response = answer(state, headers, body, bearer, operation).await?;
+    let mut response = answer(state, headers, body, raw, bearer, operation).await?;
     response.extensions_mut().insert(held);
     Ok(response)
 }
 
+/// Answers a front door's call: `body` is the strict reading of `raw`,
+/// used to check the call and route it, then dropped; the call keeps `raw`.
 async fn answer(
     state: AppState,
     headers: HeaderMap,
     body: Value,
+    raw: axum::body::Bytes,
     bearer: String,
     operation: Operation,
 ) -> Result<Response, ApiError> {
@@ -309,7 +320,9 @@ async fn answer(
             )));
         }
     };
-    let call = call_of(operation, body, &request_id, state.now(), restart)?;
+    let text = CallBody::parse(raw).map_err(|e| ApiError::invalid(format!("the body: {e}")))?;
+    let call = call_of(operation, &body, text, &request_id, state.now(), restart)?;
+    drop(body);
     let Executed { trace, reply, attempts, .. } = execute(&state, request, Some(bearer), true, call).await?;
     match reply {
         Ok(Reply::Complete { service, body }) => {
@@ -436,7 +449,8 @@ async fn orchestrated(state: AppState, body: Value, bearer: Option<String>, admi
         ));
     }
     let request_id = orchestrated.request.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-    let call = call_of(operation, orchestrated.input, &request_id, state.now(), false)?;
+    let text = CallBody::from_value(&orchestrated.input);
+    let call = call_of(operation, &orchestrated.input, text, &request_id, state.now(), false)?;
     let Executed { decision, trace, reply, attempts } =
         execute(&state, orchestrated.request, bearer, admitted, call).await?;
     let served_by = match &reply {
