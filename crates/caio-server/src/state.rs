@@ -96,6 +96,10 @@ pub struct ServerConfig {
     pub registry_poll: Duration,
     /// The limits on connections.
     pub connections: crate::connections::ConnectionLimits,
+    /// Where people reach this caio (`https://caio.example.com`), for the
+    /// dashboard's same-origin check and `Secure` cookie; `None`: `http://`
+    /// and the request's `Host`.
+    pub public_origin: Option<String>,
 }
 
 impl ServerConfig {
@@ -114,6 +118,7 @@ impl ServerConfig {
             shared: SharedConfig::default(),
             registry_poll: Duration::from_secs(1),
             connections: crate::connections::ConnectionLimits::default(),
+            public_origin: None,
         }
     }
 }

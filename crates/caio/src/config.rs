@@ -68,6 +68,11 @@ pub struct LimitsFile {
 pub struct ConfigFile {
     /// Address to listen on.
     pub listen: Option<String>,
+    /// Where people reach this caio (`https://caio.example.com`): the
+    /// dashboard's forms must come from it, and its cookie is `Secure` when
+    /// it is https. Default: `http://` and `listen`, unless that is a
+    /// wildcard address (then the request's `Host`).
+    pub public_origin: Option<String>,
     /// Where the store is: a SQLite file, or a `postgres://` URL (`db` is
     /// the older name).
     #[serde(alias = "db")]
@@ -285,6 +290,16 @@ impl Settings {
         Ok(limits)
     }
 
+    /// The dashboard's public origin: the setting, checked, or `http://`
+    /// and the address listened on (`bound`) when it names one host.
+    pub fn public_origin(&self, bound: SocketAddr) -> Result<Option<String>> {
+        match &self.file.public_origin {
+            Some(origin) => checked_origin(origin).map(Some),
+            None if bound.ip().is_unspecified() => Ok(None),
+            None => Ok(Some(format!("http://{bound}"))),
+        }
+    }
+
     /// The limits on connections (`[limits]` too).
     pub fn connections(&self) -> Result<caio_server::connections::ConnectionLimits> {
         let defaults = caio_server::connections::ConnectionLimits::default();
@@ -365,4 +380,15 @@ pub fn read_contracts(dir: &Path) -> Result<Vec<Contract>> {
         contracts.extend(parsed);
     }
     Ok(contracts)
+}
+
+/// A public origin as written: `http://` or `https://`, a host, maybe a
+/// port, and nothing after it.
+fn checked_origin(origin: &str) -> Result<String> {
+    let trimmed = origin.trim_end_matches('/');
+    let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']) => Ok(trimmed.to_string()),
+        _ => bail!("public_origin: `{origin}` must be an origin such as https://caio.example.com (scheme, host, port, no path)"),
+    }
 }

@@ -347,6 +347,7 @@ fn a_bad_configuration_stops_serve_before_it_listens() {
     check("address.toml", "listen = \"localhost\"\n", "`localhost` is not an address");
     check("limits.toml", "[limits]\nburst = 0.5\n", "[limits]");
     check("unlimited.toml", "[limits]\nrate_per_second = inf\n", "rate_per_second a finite number > 0");
+    check("origin.toml", "public_origin = \"caio.example.com/ui\"\n", "public_origin: `caio.example.com/ui` must be an origin");
     let keys = dir.path().join("keys.yaml");
     std::fs::write(&keys, "issuer: i\naudience: caio\nkeys: [{kid: k, algorithm: HS256, key: short}]\n").unwrap();
     check("keys.toml", "auth = \"keys.yaml\"\n", "keys[0].key: an HS256 secret must be at least 32 bytes");

@@ -228,8 +228,17 @@ async fn dashboard_pages_are_guarded_and_refuse_forms_from_other_sites() {
     assert_eq!(page.headers()["x-frame-options"], "DENY");
 
     // The configured viewer permission lets in, and the cookie is strict.
-    let signed =
+    // Forms must say where they come from.
+    let unsigned =
         client.post(format!("{base}/ui/login")).form(&[("token", token("look", &["ops:look"]))]).send().await.unwrap();
+    assert_eq!(unsigned.status(), 403, "no Origin");
+    let signed = client
+        .post(format!("{base}/ui/login"))
+        .header("origin", base.as_str())
+        .form(&[("token", token("look", &["ops:look"]))])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(signed.status(), 303);
     let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
@@ -248,8 +257,18 @@ async fn dashboard_pages_are_guarded_and_refuse_forms_from_other_sites() {
 
     // Registering needs the admin permission, from this site only.
     let form = [("contract", EMBEDDINGS.to_string())];
-    let viewer = client.post(format!("{base}/ui/services")).header("cookie", &cookie).form(&form).send().await.unwrap();
+    let viewer = client
+        .post(format!("{base}/ui/services"))
+        .header("cookie", &cookie)
+        .header("origin", base.as_str())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(viewer.status(), 403);
+    assert!(viewer.text().await.unwrap().contains("caio:admin"), "refused for the permission, not the origin");
+    let logout = client.post(format!("{base}/ui/logout")).header("origin", "https://elsewhere.example").send().await.unwrap();
+    assert_eq!(logout.status(), 403, "signing out is a form like the others");
     let admin = format!("caio_ui={}", token("admin", &["caio:admin"]));
     let forged = client
         .post(format!("{base}/ui/services"))

@@ -272,7 +272,7 @@ pub async fn register(
 ) -> Result<Response, Refusal> {
     let viewer = admin(&state, &headers).await?;
     let forbidden = |state: &AppState, viewer: Viewer, e: ApiError| Refusal::Problem(frame(state, "", Some(viewer)), e);
-    if let Err(e) = session::same_origin(&headers) {
+    if let Err(e) = session::same_origin(&headers, state.0.config.public_origin.as_deref()) {
         return Err(forbidden(&state, viewer, e));
     }
     let draft = match form {
@@ -358,7 +358,7 @@ pub async fn login(
     let refused = |state: &AppState, status: StatusCode, message: String| {
         (status, render(&login_page(state, Some(message)))).into_response()
     };
-    if let Err(e) = session::same_origin(&headers) {
+    if let Err(e) = session::same_origin(&headers, state.0.config.public_origin.as_deref()) {
         return refused(&state, e.status, e.message);
     }
     let token = match form {
@@ -368,17 +368,21 @@ pub async fn login(
     match session::viewer(&state, &token).await {
         Ok((_, caller)) => {
             let mut response = Redirect::to("/ui").into_response();
-            response.headers_mut().insert(header::SET_COOKIE, session::keep(&token, state.now(), caller.claims.exp));
+            response.headers_mut().insert(header::SET_COOKIE, session::keep(&token, state.now(), caller.claims.exp, state.0.config.public_origin.as_deref()));
             response
         }
         Err(e) => refused(&state, e.status, e.message),
     }
 }
 
-/// `POST /ui/logout`.
-pub async fn logout() -> Response {
+/// `POST /ui/logout`: from the dashboard only, as every form.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let public_origin = state.0.config.public_origin.as_deref();
+    if let Err(e) = session::same_origin(&headers, public_origin) {
+        return e.into_response();
+    }
     let mut response = Redirect::to("/ui/login").into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session::forget());
+    response.headers_mut().insert(header::SET_COOKIE, session::forget(public_origin));
     response
 }
 

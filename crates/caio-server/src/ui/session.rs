@@ -52,32 +52,50 @@ pub async fn viewer(state: &AppState, token: &str) -> Result<(Viewer, Caller), A
     Ok((Viewer { subject: caller.claims.sub.clone(), admin }, caller))
 }
 
+/// `; Secure` when the dashboard is served over https (its cookie must
+/// then never travel in the clear).
+fn secure(public_origin: Option<&str>) -> &'static str {
+    if public_origin.is_some_and(|o| o.starts_with("https://")) { "; Secure" } else { "" }
+}
+
 /// The `Set-Cookie` value that keeps `token` until it expires at `exp`.
-pub fn keep(token: &str, now: u64, exp: u64) -> HeaderValue {
+pub fn keep(token: &str, now: u64, exp: u64, public_origin: Option<&str>) -> HeaderValue {
     let max_age = exp.saturating_sub(now);
-    HeaderValue::from_str(&format!("{COOKIE}={token}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}"))
-        .unwrap_or_else(|_| forget())
+    let secure = secure(public_origin);
+    HeaderValue::from_str(&format!("{COOKIE}={token}; Path=/ui; HttpOnly; SameSite=Strict{secure}; Max-Age={max_age}"))
+        .unwrap_or_else(|_| forget(public_origin))
 }
 
 /// The `Set-Cookie` value that signs out.
-pub fn forget() -> HeaderValue {
-    HeaderValue::from_static("caio_ui=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0")
+pub fn forget(public_origin: Option<&str>) -> HeaderValue {
+    HeaderValue::from_str(&format!("{COOKIE}=; Path=/ui; HttpOnly; SameSite=Strict{}; Max-Age=0", secure(public_origin)))
+        .expect("a fixed cookie is a header value")
 }
 
-/// Refuses a form posted from another site: the cookie is `SameSite=Strict`
-/// already, and a browser's `Origin` must name this host too.
-pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return Ok(()) };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    if origin_host == host {
-        Ok(())
-    } else {
+/// Refuses a form that may come from another site. The cookie is
+/// `SameSite=Strict` already; on top, every state-changing form (sign-in,
+/// sign-out, registration) must say where it comes from: an `Origin` equal
+/// to the dashboard's public origin (scheme, host and port; `server.
+/// public_origin`, or `http://` and the request's `Host` when none is set),
+/// or, from a browser that sends no `Origin`, `Sec-Fetch-Site: same-origin`.
+pub fn same_origin(headers: &HeaderMap, public_origin: Option<&str>) -> Result<(), ApiError> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let expected = match public_origin {
+        Some(origin) => origin.trim_end_matches('/').to_string(),
+        None => format!("http://{}", text(header::HOST.as_str()).unwrap_or_default()),
+    };
+    let refused = |why: String| {
         Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "cross_origin",
-            format!("a form from `{origin}` may not change this caio; use the dashboard at http://{host}/ui"),
+            format!("{why} may not change this caio; use the dashboard at {expected}/ui"),
         ))
+    };
+    match (text(header::ORIGIN.as_str()), text("sec-fetch-site")) {
+        (Some(origin), _) if origin.eq_ignore_ascii_case(&expected) => Ok(()),
+        (Some(origin), _) => refused(format!("a form from `{origin}`")),
+        (None, Some("same-origin")) => Ok(()),
+        (None, _) => refused("a form that does not say where it comes from (no `Origin`)".into()),
     }
 }
 
@@ -97,20 +115,31 @@ mod tests {
     }
 
     #[test]
-    fn forms_from_another_origin_are_refused() {
+    fn forms_must_say_they_come_from_the_dashboards_origin() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(same_origin(&headers).is_ok());
+        assert_eq!(same_origin(&headers, None).unwrap_err().code, "cross_origin", "no Origin at all");
+        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&headers, None).is_ok(), "a browser's own word");
         headers.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
-        assert!(same_origin(&headers).is_ok());
+        assert!(same_origin(&headers, None).is_ok());
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://127.0.0.1:8080"));
+        assert!(same_origin(&headers, None).is_err(), "another scheme is another origin");
         headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
-        assert_eq!(same_origin(&headers).unwrap_err().code, "cross_origin");
+        assert_eq!(same_origin(&headers, None).unwrap_err().code, "cross_origin");
+        // Behind a proxy: the configured origin, not a Host the client sends.
+        headers.insert(header::HOST, HeaderValue::from_static("evil.example"));
+        assert!(same_origin(&headers, Some("https://caio.example.com")).is_err(), "a forged Host does not help");
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://caio.example.com"));
+        assert!(same_origin(&headers, Some("https://caio.example.com/")).is_ok());
     }
 
     #[test]
-    fn the_cookie_lives_as_long_as_the_token() {
-        let value = keep("t", 100, 160);
+    fn the_cookie_lives_as_long_as_the_token_and_is_secure_over_https() {
+        let value = keep("t", 100, 160, None);
         assert_eq!(value.to_str().unwrap(), "caio_ui=t; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=60");
-        assert!(forget().to_str().unwrap().contains("Max-Age=0"));
+        assert!(forget(None).to_str().unwrap().contains("Max-Age=0"));
+        assert!(keep("t", 100, 160, Some("https://caio.example.com")).to_str().unwrap().contains("; Secure;"));
+        assert!(forget(Some("https://caio.example.com")).to_str().unwrap().contains("; Secure;"));
     }
 }

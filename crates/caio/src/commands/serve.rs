@@ -92,6 +92,11 @@ pub fn run(args: Args) -> Result<Outcome> {
     let mut config = ServerConfig::new(settings.route_config(auth), policy);
     config.limits = limits;
     config.connections = connections;
+    // Bound before the state is built: the dashboard's origin names the port.
+    let listener = std::net::TcpListener::bind(settings.listen)
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    listener.set_nonblocking(true)?;
+    config.public_origin = settings.public_origin(listener.local_addr()?)?;
     config.routes = settings.routes()?;
     config.gateway = settings.file.gateway.clone();
     config.shared = settings.file.shared.clone();
@@ -110,9 +115,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         let address = listener.local_addr()?;
         // The one line on stdout: where to reach the server (tests read it).
         println!("caio listening on http://{address}");
