@@ -124,7 +124,9 @@ const MAX_REDIRECTS: usize = 5;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 fn transport(error: &reqwest::Error) -> Failure {
-    if error.is_redirect() {
+    if chain(error).contains(crate::deny::DENIED) {
+        Failure::Egress
+    } else if error.is_redirect() {
         Failure::Egress
     } else if error.is_timeout() {
         Failure::Timeout
@@ -192,10 +194,28 @@ impl Gateway {
             self.egress.refuse(Refusal::Undeclared, &prepared.url);
             return Err(TryError::new(Failure::Egress, format!("{} is not on the egress allowlist", prepared.url)));
         }
+        self.denied_literal(&prepared.url)?;
         let Some(variable) = &contract.api.credentials_env else { return Ok(None) };
         match (self.environment)(variable) {
             Some(key) if !key.is_empty() => Ok(Some(key)),
             _ => Err(TryError::new(Failure::Credentials, format!("the environment variable {variable} is not set"))),
+        }
+    }
+
+    /// Refuses a URL whose host is an IP literal in a denied class (names
+    /// are checked when they resolve, by `deny::Resolver`).
+    fn denied_literal(&self, url: &url::Url) -> Result<(), TryError> {
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        match crate::deny::denied(ip, &self.config.deny) {
+            Some(class) => Err(TryError::new(
+                Failure::Egress,
+                format!("{url} is {} ({}); see gateway.deny", crate::deny::DENIED, class.name()),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -248,6 +268,7 @@ impl Gateway {
             if hops == MAX_REDIRECTS {
                 return Err(TryError::new(Failure::Egress, format!("more than {MAX_REDIRECTS} redirects")));
             }
+            self.denied_literal(&next)?;
             if !self.egress.allows(&next) {
                 self.egress.refuse(Refusal::Redirect, &next);
                 return Err(TryError::new(

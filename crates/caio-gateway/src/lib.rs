@@ -16,6 +16,7 @@ pub mod adapter;
 pub mod body;
 pub mod breakers;
 mod clock;
+pub mod deny;
 pub mod egress;
 mod execute;
 #[cfg(feature = "fixture")]
@@ -47,6 +48,9 @@ pub struct GatewayConfig {
     /// Origins the gateway may reach besides the contracts' endpoints,
     /// such as `https://api.openai.com`.
     pub allow: Vec<String>,
+    /// Address classes never connected to, whatever a contract or a name
+    /// says: `link_local`, `metadata`, `loopback`, `private`.
+    pub deny: Vec<deny::AddressClass>,
     /// Retries on one service before falling back.
     pub retry: RetryPolicy,
     /// The breaker of each service; fields left out keep their defaults.
@@ -65,6 +69,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             allow: Vec::new(),
+            deny: deny::default_deny(),
             retry: RetryPolicy::default(),
             breaker: BreakerConfig::default(),
             max_services: 4,
@@ -164,6 +169,7 @@ impl Gateway {
             .pool_max_idle_per_host(config.pool_idle_per_host)
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .tcp_nodelay(true)
+            .dns_resolver(deny::Resolver::new(&config.deny))
             .no_proxy()
             .build()?;
         Ok(Gateway {
@@ -219,6 +225,23 @@ impl Gateway {
             self.observed.recovered(&service);
         }
         self.observed.history(self.clock.now_ms())
+    }
+
+    /// Why this gateway would never call `contract`'s endpoint: it does not
+    /// parse as calls parse it, or it is an address of a denied class.
+    /// Registration refuses such a contract.
+    pub fn endpoint_problem(&self, contract: &caio_calculus::contract::Contract) -> Option<String> {
+        if let Some(problem) = adapter::endpoint_problem(contract) {
+            return Some(problem);
+        }
+        let url = url::Url::parse(&contract.api.endpoint).ok()?;
+        let ip = match url.host()? {
+            url::Host::Ipv4(v4) => std::net::IpAddr::V4(v4),
+            url::Host::Ipv6(v6) => std::net::IpAddr::V6(v6),
+            url::Host::Domain(_) => return None,
+        };
+        deny::denied(ip, &self.config.deny)
+            .map(|class| format!("`{ip}` is {} ({}); see gateway.deny", deny::DENIED, class.name()))
     }
 
     /// Declares the registry's endpoints as the allowed destinations.

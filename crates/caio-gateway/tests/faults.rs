@@ -415,3 +415,24 @@ async fn credentials_come_from_the_environment_and_go_only_to_their_service() {
     assert_eq!(seen[0].1.get("authorization").unwrap(), "Bearer sk-test-123");
     assert!(seen[1].1.get("authorization").is_none(), "a service without credentials_env gets no key");
 }
+
+#[tokio::test]
+async fn denied_address_classes_are_never_contacted() {
+    let up = Upstream::start("up").await;
+    // Cloud metadata is denied by default, by its literal address.
+    let metadata = contract("meta", "openai", "http://169.254.169.254/v1", "");
+    let open = gateway(std::slice::from_ref(&metadata), config());
+    let (reply, attempts) = open.execute(&[metadata.clone()], &chat(false)).await;
+    assert_eq!(reply.unwrap_err().code, "upstream_failed");
+    assert_eq!(path(&attempts), ["meta#1:egress_refused"]);
+    assert!(open.endpoint_problem(&metadata).unwrap().contains("denied address class (link_local)"), "refused at registration too");
+    // Loopback when the operator denies it: by literal, and by a name that resolves to it.
+    let strict = GatewayConfig { deny: vec![caio_gateway::deny::AddressClass::Loopback], ..config() };
+    let by_name = contract("named", "openai", &format!("http://localhost:{}/v1", up.addr.port()), "");
+    let by_address = contract("literal", "openai", &up.openai_base(), "");
+    let strict = gateway(&[by_name.clone(), by_address.clone()], strict);
+    let (reply, attempts) = strict.execute(&[by_name, by_address], &chat(false)).await;
+    assert!(reply.is_err());
+    assert_eq!(path(&attempts), ["named#1:egress_refused", "literal#1:egress_refused"]);
+    assert_eq!(up.hits(), 0, "nothing reached the server");
+}

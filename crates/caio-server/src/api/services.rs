@@ -141,7 +141,7 @@ pub async fn register(
         return Err(ApiError::invalid(format!("send one contract per request, not {}", contracts.len())));
     }
     let contract = contracts.remove(0);
-    if let Some(problem) = caio_gateway::adapter::endpoint_problem(&contract) {
+    if let Some(problem) = state.gateway().endpoint_problem(&contract) {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_contract", format!("the contract: api.endpoint: {problem}"))
             .with_details(serde_json::json!({"path": "api.endpoint"})));
     }

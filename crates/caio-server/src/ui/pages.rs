@@ -293,7 +293,7 @@ pub async fn register(
         return Ok(unregistered(&state, viewer, message, String::new(), draft));
     }
     let contract = contracts.remove(0);
-    if let Some(problem) = caio_gateway::adapter::endpoint_problem(&contract) {
+    if let Some(problem) = state.gateway().endpoint_problem(&contract) {
         return Ok(unregistered(&state, viewer, format!("the contract: api.endpoint: {problem}"), "api.endpoint".into(), draft));
     }
     let id = contract.id.clone();
