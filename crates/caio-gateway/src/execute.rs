@@ -124,9 +124,7 @@ const MAX_REDIRECTS: usize = 5;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 fn transport(error: &reqwest::Error) -> Failure {
-    if chain(error).contains(crate::deny::DENIED) {
-        Failure::Egress
-    } else if error.is_redirect() {
+    if chain(error).contains(crate::deny::DENIED) || error.is_redirect() {
         Failure::Egress
     } else if error.is_timeout() {
         Failure::Timeout
@@ -354,11 +352,11 @@ impl Gateway {
                         usage: None,
                     });
                 };
-            if let Some((refused_at, _)) = &too_long {
-                if !takes_longer_input(contract, *refused_at) {
-                    record(&mut attempts, 1, "context_too_short".into(), None, Duration::ZERO, Instant::now());
-                    continue;
-                }
+            if let Some((refused_at, _)) = &too_long
+                && !takes_longer_input(contract, *refused_at)
+            {
+                record(&mut attempts, 1, "context_too_short".into(), None, Duration::ZERO, Instant::now());
+                continue;
             }
             let prepared = match adapter::prepare(contract, call) {
                 Ok(prepared) => prepared,

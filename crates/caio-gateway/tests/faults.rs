@@ -422,7 +422,7 @@ async fn denied_address_classes_are_never_contacted() {
     // Cloud metadata is denied by default, by its literal address.
     let metadata = contract("meta", "openai", "http://169.254.169.254/v1", "");
     let open = gateway(std::slice::from_ref(&metadata), config());
-    let (reply, attempts) = open.execute(&[metadata.clone()], &chat(false)).await;
+    let (reply, attempts) = open.execute(std::slice::from_ref(&metadata), &chat(false)).await;
     assert_eq!(reply.unwrap_err().code, "upstream_failed");
     assert_eq!(path(&attempts), ["meta#1:egress_refused"]);
     assert!(open.endpoint_problem(&metadata).unwrap().contains("denied address class (link_local)"), "refused at registration too");

@@ -23,9 +23,17 @@ pub struct ApiError {
     pub details: Option<serde_json::Value>,
     /// Seconds after which the caller may try again (`Retry-After`).
     pub retry_after: Option<u64>,
+    /// What the services said, when services were called (boxed: most
+    /// errors carry none, and every result carries the error's size).
+    pub services: Option<Box<ServicesSaid>>,
+}
+
+/// What the services said of a call that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServicesSaid {
     /// The service's own error object, when a service refused the call.
     pub upstream: Option<serde_json::Value>,
-    /// Every attempt, when services were called.
+    /// Every attempt.
     pub attempts: Option<serde_json::Value>,
 }
 
@@ -75,18 +83,18 @@ fn kind_of(status: StatusCode) -> &'static str {
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), details: None, retry_after: None, upstream: None, attempts: None }
+        ApiError { status, code, message: message.into(), details: None, retry_after: None, services: None }
     }
     /// The same, from a service's refusal: `error` is the service's error
     /// object (`{"message", "type", "param", "code"}`), whose fields the
     /// caller sees.
     pub fn with_upstream(mut self, error: serde_json::Value) -> ApiError {
-        self.upstream = Some(error);
+        self.services.get_or_insert_default().upstream = Some(error);
         self
     }
     /// The same, with the attempts made.
     pub fn with_attempts(mut self, attempts: serde_json::Value) -> ApiError {
-        self.attempts = Some(attempts);
+        self.services.get_or_insert_default().attempts = Some(attempts);
         self
     }
     /// The same, with structured details.
@@ -155,14 +163,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let upstream = self.upstream.as_ref().and_then(|u| u.as_object());
+        let said = self.services.as_deref();
+        let upstream = said.and_then(|s| s.upstream.as_ref()).and_then(|u| u.as_object());
         let text = |field: &str| match upstream.and_then(|u| u.get(field)) {
             Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
             _ => None,
         };
-        let caio = (self.upstream.is_some() || self.attempts.is_some()).then(|| {
+        let caio = said.map(|said| {
             let mut caio = serde_json::json!({"code": self.code, "message": self.message});
-            if let Some(attempts) = &self.attempts {
+            if let Some(attempts) = &said.attempts {
                 caio["attempts"] = attempts.clone();
             }
             caio

@@ -133,5 +133,6 @@ fn main() {
             );
         }
         let _ = child.kill();
+        let _ = child.wait();
     });
 }

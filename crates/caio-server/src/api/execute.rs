@@ -30,8 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::route::{RouteResponse, TraceRef, check_request_id, decide, respond};
-use crate::api::{Admitted, admit, read_unauthenticated, text};
-use crate::auth;
+use crate::api::{Admitted, admit, admit_or_read, text};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -411,18 +410,7 @@ pub struct OrchestrateResponse {
 /// `POST /v1/orchestrate`: routes caio's own request, executes it, and
 /// returns the result with the decision and its traces.
 pub async fn orchestrate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    // With a bearer token the caller is let in before its body is read; a
-    // token in the routing request is verified once the body is.
-    let (bearer, body, held, admitted) = match auth::bearer(&headers)? {
-        Some(_) => {
-            let admitted = admit(&state, &headers, body).await?;
-            (Some(admitted.bearer), admitted.body, admitted.held, true)
-        }
-        None => {
-            let (body, held) = read_unauthenticated(&state, &headers, body).await?;
-            (None, body, held, false)
-        }
-    };
+    let (bearer, body, held, admitted) = admit_or_read(&state, &headers, body).await?;
     let parsed = parse_body(&body)?;
     drop(body);
     let mut response = orchestrated(state, parsed, bearer, admitted).await?;

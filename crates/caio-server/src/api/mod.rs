@@ -37,6 +37,28 @@ pub(crate) async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> 
     Ok(Admitted { bearer, body, held: Held::new((slot, reserved)) })
 }
 
+/// A body of a call that may carry its token in the body (a routing
+/// request's `token`): with a bearer token the caller is let in first
+/// ([`admit`]); without one the body is read within the budget and its token
+/// verified once it is parsed. Returns the bearer token, the body, what the
+/// response holds, and whether the caller was let in already.
+pub(crate) async fn admit_or_read(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Option<String>, Bytes, Held, bool), ApiError> {
+    match auth::bearer(headers)? {
+        Some(_) => {
+            let admitted = admit(state, headers, body).await?;
+            Ok((Some(admitted.bearer), admitted.body, admitted.held, true))
+        }
+        None => {
+            let (body, held) = read_unauthenticated(state, headers, body).await?;
+            Ok((None, body, held, false))
+        }
+    }
+}
+
 /// A body read within the budget of bodies in flight, for the calls whose
 /// caller is known only from the body (a routing request's `token`).
 pub(crate) async fn read_unauthenticated(

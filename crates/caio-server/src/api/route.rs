@@ -15,7 +15,7 @@ use caio_calculus::route::{Decision, RouteError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{admit, query_error, read_unauthenticated, text};
+use crate::api::{admit_or_read, query_error, text};
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -264,18 +264,7 @@ pub async fn route(
             return Err(ApiError::invalid(format!("`proofs` must be `full` or `summary`, found `{}`", quoted(other))));
         }
     };
-    // With a bearer token the caller is known before its body is read; a
-    // token in the body is verified once the body is.
-    let (bearer, body, held, admitted) = match auth::bearer(&headers)? {
-        Some(_) => {
-            let admitted = admit(&state, &headers, body).await?;
-            (Some(admitted.bearer), admitted.body, admitted.held, true)
-        }
-        None => {
-            let (body, held) = read_unauthenticated(&state, &headers, body).await?;
-            (None, body, held, false)
-        }
-    };
+    let (bearer, body, held, admitted) = admit_or_read(&state, &headers, body).await?;
     let request = parse_request(text(&body)?, Format::Json).map_err(|e| {
         state.metrics().decision("invalid");
         ApiError::invalid(format!("the request: {e}")).with_details(serde_json::json!({"path": e.path}))
