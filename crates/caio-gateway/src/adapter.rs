@@ -389,7 +389,7 @@ mod tests {
     }
 
     fn call(operation: Operation, body: Value) -> Call {
-        Call { operation, stream: false, body: CallBody::from_value(&body), id: "chatcmpl-1".into(), created: 7, restart: false }
+        Call { operation, stream: false, body: CallBody::from_value(&body).unwrap(), id: "chatcmpl-1".into(), created: 7, restart: false }
     }
 
     #[test]

@@ -29,10 +29,13 @@ impl CallBody {
         Ok(CallBody { text, fields })
     }
 
-    /// The body of a JSON object value (its text is written once).
-    pub fn from_value(value: &Value) -> CallBody {
-        let text = Bytes::from(serde_json::to_vec(value).expect("JSON values serialize"));
-        CallBody::parse(text).expect("a serialized object has fields")
+    /// The body of a JSON value (its text is written once), which must be
+    /// an object.
+    pub fn from_value(value: &Value) -> Result<CallBody, String> {
+        if !value.is_object() {
+            return Err("the body must be a JSON object".into());
+        }
+        CallBody::parse(Bytes::from(serde_json::to_vec(value).expect("JSON values serialize")))
     }
 
     /// The body's text.
@@ -200,7 +203,8 @@ mod tests {
         assert_eq!(body.get("x\"y"), Some(json!({"deep": [1, {"a": null}]})));
         assert_eq!(body.get("absent"), None);
         let whole: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(CallBody::from_value(&whole).get("messages"), whole.get("messages").cloned());
+        assert_eq!(CallBody::from_value(&whole).unwrap().get("messages"), whole.get("messages").cloned());
+        assert!(CallBody::from_value(&json!(5)).is_err(), "not an object");
     }
 
     #[test]

@@ -182,7 +182,7 @@ mod tests {
     fn setup() -> (Call, Contract) {
         let call = Call {
             operation: Operation::Chat,
-            body: crate::body::CallBody::from_value(&json!({})),
+            body: crate::body::CallBody::from_value(&json!({})).unwrap(),
             stream: true,
             id: "chatcmpl-1".into(),
             created: 1,

@@ -46,7 +46,7 @@ fn gateway(contracts: &[Contract], config: GatewayConfig) -> Arc<Gateway> {
 fn chat(stream: bool) -> Call {
     Call {
         operation: Operation::Chat,
-        body: CallBody::from_value(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": stream})),
+        body: CallBody::from_value(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": stream})).unwrap(),
         stream,
         id: "chatcmpl-test".into(),
         created: 1,
@@ -347,7 +347,7 @@ async fn the_generic_adapter_and_embeddings() {
     assert_eq!(content(&reply.unwrap()), "echo: hi (g)");
     let embed = Call {
         operation: Operation::Embeddings,
-        body: CallBody::from_value(&json!({"model": "embeddings", "input": "x"})),
+        body: CallBody::from_value(&json!({"model": "embeddings", "input": "x"})).unwrap(),
         stream: false,
         id: "e".into(),
         created: 1,

@@ -61,6 +61,11 @@ async fn a_repeated_key_is_refused_in_every_body_and_header_that_carries_json() 
     assert_eq!(error["error"]["details"]["path"], "request.sensitivity", "{error}");
     let (status, error) = post(&server, "/v1/route", r#"{"id": "r", "capabilities": ["chat"], "id": "q"}"#, &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "the same as /v1/route: {error}");
+    // An `input` that is not an object is refused, not taken apart.
+    let body = r#"{"request": {"id": "r", "capabilities": ["chat"]}, "operation": "chat", "input": 5}"#;
+    let (status, error) = post(&server, "/v1/orchestrate", body, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().starts_with("`input`"), "{error}");
     // The x-caio-request header.
     let body = format!(r#"{{"model": "chat", "messages": {messages}}}"#);
     let header = r#"{"sensitivity": "sensitive", "sensitivity": "public"}"#;

@@ -437,7 +437,7 @@ async fn orchestrated(state: AppState, body: Value, bearer: Option<String>, admi
         ));
     }
     let request_id = orchestrated.request.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-    let text = CallBody::from_value(&orchestrated.input);
+    let text = CallBody::from_value(&orchestrated.input).map_err(|e| ApiError::invalid(format!("`input`: {e}")))?;
     let call = call_of(operation, &orchestrated.input, text, &request_id, state.now(), false)?;
     let Executed { decision, trace, reply, attempts } =
         execute(&state, orchestrated.request, bearer, admitted, call).await?;
