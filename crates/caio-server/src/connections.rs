@@ -39,11 +39,20 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// Most connections open at once from one client address.
     pub max_per_address: usize,
+    /// Largest read buffer of one connection, in bytes (at least 8 KiB): the
+    /// most a connection holds of what its client sent and not yet taken,
+    /// and the largest request head.
+    pub read_buffer: usize,
 }
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        ConnectionLimits { header_read: Duration::from_secs(10), max_connections: 4096, max_per_address: 256 }
+        ConnectionLimits {
+            header_read: Duration::from_secs(10),
+            max_connections: 4096,
+            max_per_address: 256,
+            read_buffer: 64 << 10,
+        }
     }
 }
 
@@ -100,6 +109,11 @@ impl Registry {
             refused: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
         })
+    }
+
+    /// The limits it enforces.
+    pub fn limits(&self) -> ConnectionLimits {
+        self.limits
     }
 
     fn now_ms(&self) -> u64 {
@@ -212,12 +226,6 @@ pub struct Peer {
     pub address: SocketAddr,
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Peer {
-        stream.remote_addr().clone()
-    }
-}
-
 /// A TCP listener that admits connections within the limits.
 #[derive(Debug)]
 pub struct Listener {
@@ -230,13 +238,10 @@ impl Listener {
     pub fn new(inner: TcpListener, registry: Arc<Registry>) -> Listener {
         Listener { inner, registry }
     }
-}
 
-impl axum::serve::Listener for Listener {
-    type Io = Guarded;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (Guarded, Peer) {
+    /// The next connection within the limits, and its peer; errors of
+    /// `accept` (out of descriptors) are logged and waited out.
+    pub async fn accept(&mut self) -> (Guarded, Peer) {
         loop {
             let (stream, address) = match self.inner.accept().await {
                 Ok(accepted) => accepted,
@@ -268,10 +273,6 @@ impl axum::serve::Listener for Listener {
             let peer = Peer { connection: connection.clone(), registry: self.registry.clone(), address };
             return (Guarded { stream, connection, registry: self.registry.clone(), deadline }, peer);
         }
-    }
-
-    fn local_addr(&self) -> io::Result<Peer> {
-        Err(io::Error::other("a guarded listener has no single peer address"))
     }
 }
 
@@ -347,9 +348,33 @@ pub fn descriptor_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// Raises the soft limit on open descriptors to the hard limit, where the
+/// system allows: a server started from a shell with the usual soft limit
+/// of 1,024 may then hold as many connections as its operator allowed.
+/// Answers the soft limit before and after, or why it could not.
+pub fn raise_descriptor_limit() -> Result<(u64, u64), String> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let (Some(soft), hard) = (limit.current, limit.maximum) else {
+        return Err("the descriptor limit is unlimited already".into());
+    };
+    // Unlimited hard limits are not taken literally: the kernel refuses a
+    // soft limit above `fs.nr_open` (1,048,576 by default).
+    let target = hard.unwrap_or(1 << 20).min(1 << 20);
+    if target <= soft {
+        return Ok((soft, soft));
+    }
+    setrlimit(Resource::Nofile, Rlimit { current: Some(target), maximum: hard })
+        .map_err(|e| format!("cannot raise the descriptor limit from {soft} to {target}: {e}"))?;
+    Ok((soft, target))
+}
+
 /// `limits` with `max_connections` kept below the descriptor limit (with
 /// room for the store, the model servers and the log), and why it changed.
-pub fn within_descriptors(mut limits: ConnectionLimits, descriptors: Option<usize>) -> (ConnectionLimits, Option<String>) {
+pub fn within_descriptors(
+    mut limits: ConnectionLimits,
+    descriptors: Option<usize>,
+) -> (ConnectionLimits, Option<String>) {
     const RESERVED: usize = 128;
     let Some(descriptors) = descriptors else { return (limits, None) };
     let room = descriptors.saturating_sub(RESERVED).max(16);

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod budget;
 pub mod connections;
 pub mod error;
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
@@ -106,14 +107,14 @@ pub async fn serve(
         tokio::spawn(async move { shared.run(gateway.breakers(), stopped).await });
     }
     tokio::spawn(follow_registry(state.clone(), until_stopped(stopped)));
-    let service = app(state).into_make_service_with_connect_info::<connections::Peer>();
-    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown);
+    let read_buffer = registry.limits().read_buffer;
+    let served = http::serve(listener, app(state), read_buffer, shutdown);
     let bounded = async {
         draining.notified().await;
         tokio::time::sleep(drain).await;
     };
     let outcome = tokio::select! {
-        served = served => served,
+        () = served => Ok(()),
         () = bounded => {
             tracing::warn!(target: "caio", open = registry.open(), drain_ms = drain.as_millis() as u64, "the drain time is up: stopping with requests still in flight");
             Ok(())

@@ -158,7 +158,9 @@ async fn raw(server: &Server, head: &str, body: &[u8], wait: Duration) -> (tokio
     stream.write_all(body).await.unwrap();
     let mut buffer = vec![0u8; 4096];
     let line = match tokio::time::timeout(wait, stream.read(&mut buffer)).await {
-        Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buffer[..n]).lines().next().unwrap_or_default().to_string()),
+        Ok(Ok(n)) if n > 0 => {
+            Some(String::from_utf8_lossy(&buffer[..n]).lines().next().unwrap_or_default().to_string())
+        }
         _ => None,
     };
     (stream, line)
@@ -166,7 +168,9 @@ async fn raw(server: &Server, head: &str, body: &[u8], wait: Duration) -> (tokio
 
 fn head(path: &str, bearer: Option<&str>, length: usize) -> String {
     let authorization = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{authorization}Content-Length: {length}\r\n\r\n")
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{authorization}Content-Length: {length}\r\n\r\n"
+    )
 }
 
 #[tokio::test]
@@ -305,6 +309,24 @@ async fn a_head_trickled_byte_by_byte_and_an_idle_connection_are_closed_at_the_h
     let started = tokio::time::Instant::now();
     assert!(closed_within(&mut kept, Duration::from_secs(2)).await, "the answer, then the close");
     assert!(started.elapsed() >= Duration::from_millis(400), "not before its idle time");
+    assert_eq!(healthz(&server).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_request_head_larger_than_the_read_buffer_is_refused_with_431() {
+    let server = Server::start_with(Vec::new(), Policy::default(), |config| {
+        config.connections.read_buffer = 16 << 10;
+    })
+    .await;
+    // Within the buffer: answered.
+    let fits = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n", "p".repeat(8 << 10));
+    let (_kept, line) = raw(&server, &fits, b"", Duration::from_secs(5)).await;
+    assert_eq!(line.as_deref(), Some("HTTP/1.1 200 OK"));
+    // Hyper's own bound is about 400 KB; a connection holds at most the
+    // configured read buffer instead.
+    let large = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n", "p".repeat(40 << 10));
+    let (_kept, line) = raw(&server, &large, b"", Duration::from_secs(5)).await;
+    assert_eq!(line.as_deref(), Some("HTTP/1.1 431 Request Header Fields Too Large"));
     assert_eq!(healthz(&server).await, StatusCode::OK);
 }
 

@@ -60,6 +60,8 @@ pub struct LimitsFile {
     pub max_connections: Option<usize>,
     /// Most connections open at once from one client address.
     pub max_connections_per_address: Option<usize>,
+    /// Largest read buffer of one connection, in bytes (at least 8192).
+    pub read_buffer_bytes: Option<usize>,
 }
 
 /// The file, as written.
@@ -171,7 +173,8 @@ fn check_score(config: &ScoreConfig) -> Result<()> {
     .remove(0);
     let request = parse_request("{id: check, capabilities: [chat]}", Format::Yaml).expect("a valid request");
     let failing = ServiceHistory { calls: 10.0, failures: 10.0, ..ServiceHistory::default() };
-    score(&contract, &request, Some(&failing), &RequestField::default(), config).map_err(|e| anyhow::anyhow!("[score]: {e}"))?;
+    score(&contract, &request, Some(&failing), &RequestField::default(), config)
+        .map_err(|e| anyhow::anyhow!("[score]: {e}"))?;
     if !(0.0..=1.0).contains(&config.probe_share) {
         bail!("[score]: `probe_share` must be in [0, 1], found {}", config.probe_share);
     }
@@ -308,9 +311,17 @@ impl Settings {
             header_read: file.header_read_ms.map(Duration::from_millis).unwrap_or(defaults.header_read),
             max_connections: file.max_connections.unwrap_or(defaults.max_connections),
             max_per_address: file.max_connections_per_address.unwrap_or(defaults.max_per_address),
+            read_buffer: file.read_buffer_bytes.unwrap_or(defaults.read_buffer),
         };
         if limits.header_read.is_zero() || limits.max_connections == 0 || limits.max_per_address == 0 {
             bail!("[limits]: header_read_ms, max_connections and max_connections_per_address must be > 0");
+        }
+        if limits.read_buffer < caio_server::http::MIN_READ_BUFFER {
+            bail!(
+                "[limits]: read_buffer_bytes must be at least {} (found {})",
+                caio_server::http::MIN_READ_BUFFER,
+                limits.read_buffer
+            );
         }
         Ok(limits)
     }
@@ -389,6 +400,8 @@ fn checked_origin(origin: &str) -> Result<String> {
     let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://"));
     match rest {
         Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']) => Ok(trimmed.to_string()),
-        _ => bail!("public_origin: `{origin}` must be an origin such as https://caio.example.com (scheme, host, port, no path)"),
+        _ => bail!(
+            "public_origin: `{origin}` must be an origin such as https://caio.example.com (scheme, host, port, no path)"
+        ),
     }
 }

@@ -9,6 +9,7 @@
 //! This binary only parses arguments and prints: routing is the calculus's,
 //! storage the store's and serving the server's.
 
+mod allocator;
 mod commands;
 mod config;
 
@@ -87,7 +88,10 @@ pub enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => commands::serve::run(args),
+        Command::Serve(args) => {
+            allocator::run_with_server_options();
+            commands::serve::run(args)
+        }
         Command::Token(args) => commands::token::run(args),
         Command::Route(args) => commands::route::run(args),
         Command::Trace { command: TraceCommand::Verify { log, from, to } } => commands::trace::verify(&log, from, to),

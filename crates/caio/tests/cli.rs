@@ -111,14 +111,14 @@ fn serve(db: &Path) -> Served {
     serve_with(db, None)
 }
 
-/// `caio serve`, with at most `descriptors` open files when given (through
-/// the shell's `ulimit -n`).
-fn serve_with(db: &Path, descriptors: Option<u32>) -> Served {
+/// `caio serve`, with the limit on open files `ulimit` sets with
+/// `descriptors` (such as `-n 256`) when given.
+fn serve_with(db: &Path, descriptors: Option<&str>) -> Served {
     let mut command = match descriptors {
         None => Command::new(env!("CARGO_BIN_EXE_caio")),
-        Some(n) => {
+        Some(limit) => {
             let mut shell = Command::new("sh");
-            shell.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_caio")]);
+            shell.args(["-c", &format!("ulimit {limit} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_caio")]);
             shell
         }
     };
@@ -190,7 +190,7 @@ fn serve_answers_and_stops_gracefully_on_sigterm() {
 #[test]
 fn with_few_descriptors_idle_connections_cannot_make_serve_unreachable() {
     let dir = tempfile::tempdir().unwrap();
-    let mut served = serve_with(&dir.path().join("caio.db"), Some(256));
+    let mut served = serve_with(&dir.path().join("caio.db"), Some("-n 256"));
     let address = served.url.trim_start_matches("http://").to_string();
     // More idle connections than the process may hold descriptors.
     let idle: Vec<std::net::TcpStream> = (0..300).filter_map(|_| std::net::TcpStream::connect(&address).ok()).collect();
@@ -208,6 +208,53 @@ fn with_few_descriptors_idle_connections_cannot_make_serve_unreachable() {
     assert!(evicted >= 100, "idle connections made room: {evicted}");
     drop(idle);
     served.child.kill().unwrap();
+}
+
+/// The soft and hard limits on open files of a process (`/proc/PID/limits`).
+fn descriptor_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_string(), fields[4].to_string())
+}
+
+#[test]
+fn serve_raises_its_soft_descriptor_limit_to_the_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve_with(&dir.path().join("caio.db"), Some("-S -n 256"));
+    let (soft, hard) = descriptor_limits(served.child.id());
+    // An unlimited (or larger) hard limit is taken as the kernel's usual
+    // ceiling on open files per process.
+    let ceiling = 1u64 << 20;
+    let expected = hard.parse::<u64>().map_or(ceiling, |h| h.min(ceiling)).to_string();
+    assert_eq!(soft, expected, "soft limit raised from 256 to the hard limit {hard}");
+    served.child.kill().unwrap();
+}
+
+#[test]
+fn serve_runs_with_the_servers_allocator_settings_and_keeps_the_operators() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caio"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("caio.db"))
+        .current_dir(root())
+        .env("CAIO_LOG", "warn")
+        .env("MIMALLOC_PURGE_DELAY", "5")
+        .env_remove("MIMALLOC_ARENA_EAGER_COMMIT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("caio listening on "), "{line}");
+    let environment = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+    let variables: Vec<String> =
+        environment.split(|b| *b == 0).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+    assert!(variables.contains(&"MIMALLOC_ARENA_EAGER_COMMIT=0".to_string()), "{variables:?}");
+    assert!(variables.contains(&"MIMALLOC_PURGE_DELAY=5".to_string()), "the operator's value stays: {variables:?}");
+    child.kill().unwrap();
+    let _ = child.wait();
 }
 
 #[test]
@@ -347,7 +394,16 @@ fn a_bad_configuration_stops_serve_before_it_listens() {
     check("address.toml", "listen = \"localhost\"\n", "`localhost` is not an address");
     check("limits.toml", "[limits]\nburst = 0.5\n", "[limits]");
     check("unlimited.toml", "[limits]\nrate_per_second = inf\n", "rate_per_second a finite number > 0");
-    check("origin.toml", "public_origin = \"caio.example.com/ui\"\n", "public_origin: `caio.example.com/ui` must be an origin");
+    check(
+        "buffer.toml",
+        "[limits]\nread_buffer_bytes = 4096\n",
+        "read_buffer_bytes must be at least 8192 (found 4096)",
+    );
+    check(
+        "origin.toml",
+        "public_origin = \"caio.example.com/ui\"\n",
+        "public_origin: `caio.example.com/ui` must be an origin",
+    );
     let keys = dir.path().join("keys.yaml");
     std::fs::write(&keys, "issuer: i\naudience: caio\nkeys: [{kid: k, algorithm: HS256, key: short}]\n").unwrap();
     check("keys.toml", "auth = \"keys.yaml\"\n", "keys[0].key: an HS256 secret must be at least 32 bytes");
@@ -363,7 +419,11 @@ fn a_bad_configuration_stops_serve_before_it_listens() {
     check("retry.toml", "[gateway.retry]\nretrys = 1\n", "unknown field `retrys`");
     check("confidence.toml", "[score]\nconfidence = 1.0\n", "[score]: confidence must be in (0, 1)");
     check("probe.toml", "[score]\nprobe_share = 1.5\n", "[score]: `probe_share` must be in [0, 1], found 1.5");
-    check("prior.toml", "[score.prior]\nfailures = 0.0\nsuccesses = 19.0\n", "[score]: prior.failures must be a finite number > 0");
+    check(
+        "prior.toml",
+        "[score.prior]\nfailures = 0.0\nsuccesses = 19.0\n",
+        "[score]: prior.failures must be a finite number > 0",
+    );
     check(
         "route.toml",
         "[routes.fast]\ncapabilities = []\n",

@@ -70,6 +70,13 @@ pub fn run(args: Args) -> Result<Outcome> {
     if development {
         tracing::warn!(target: "caio", "trusting the published development keys (examples/auth/dev.yaml): for local trials only; pass --auth or set `auth` in caio.toml");
     }
+    match caio_server::connections::raise_descriptor_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(target: "caio", before, after, "raised the limit on open descriptors to the hard limit");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(target: "caio", "{e}"),
+    }
     let policy = settings.policy()?;
     let limits = settings.limits()?;
     let connections = settings.connections()?;
