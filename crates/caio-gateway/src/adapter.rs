@@ -22,6 +22,11 @@ pub enum Operation {
     Chat,
     /// `POST /v1/embeddings`.
     Embeddings,
+    /// `POST /v1/rerank`, in the shape vLLM and Infinity serve (`query`,
+    /// `documents`, `top_n`; `results` of `index` and `relevance_score`).
+    Rerank,
+    /// `POST /v1/images/generations`.
+    Images,
 }
 
 impl Operation {
@@ -30,6 +35,27 @@ impl Operation {
         match self {
             Operation::Chat => "chat",
             Operation::Embeddings => "embeddings",
+            Operation::Rerank => "rerank",
+            Operation::Images => "image_generation",
+        }
+    }
+
+    /// The path of its OpenAI-compatible API, under the base URL.
+    pub fn openai_path(self) -> &'static str {
+        match self {
+            Operation::Chat => "/chat/completions",
+            Operation::Embeddings => "/embeddings",
+            Operation::Rerank => "/rerank",
+            Operation::Images => "/images/generations",
+        }
+    }
+
+    /// The list of results an answer of its API must have.
+    fn answer_list(self) -> &'static str {
+        match self {
+            Operation::Chat => "choices",
+            Operation::Embeddings | Operation::Images => "data",
+            Operation::Rerank => "results",
         }
     }
 }
@@ -37,9 +63,10 @@ impl Operation {
 /// One call, as the client sent it in the OpenAI wire format.
 #[derive(Debug, Clone)]
 pub struct Call {
-    /// Chat or embeddings.
+    /// What is asked.
     pub operation: Operation,
-    /// The body: `messages` for chat, `input` for embeddings, and options,
+    /// The body: `messages` for chat, `input` for embeddings, `query` and
+    /// `documents` for rerank, `prompt` for images, and options,
     /// as the caller sent it ([`CallBody`]).
     pub body: CallBody,
     /// Whether the answer is streamed as server-sent events.
@@ -178,6 +205,9 @@ fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Resu
     let wanted = match call.operation {
         Operation::Chat => &mapping.response.content,
         Operation::Embeddings => &mapping.response.embedding,
+        Operation::Rerank | Operation::Images => {
+            return Err("the `http` adapter maps chat and embeddings only; use `adapter: openai`".into());
+        }
     };
     if wanted.is_none() {
         let field = if call.operation == Operation::Chat { "content" } else { "embedding" };
@@ -207,7 +237,7 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
     let api = &contract.api;
     match (api.adapter, call.operation) {
         (Adapter::Openai, operation) => {
-            let path = if operation == Operation::Chat { "/chat/completions" } else { "/embeddings" };
+            let path = operation.openai_path();
             // The caller's body as it came, with the contract's model: slices
             // of the caller's text, not a copy (a body can be megabytes).
             let body = match &api.model {
@@ -235,6 +265,9 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
                 body: vec![serialized(&json!({"model": model(contract, call), "prompt": input}))],
                 framing: Framing::Whole,
             })
+        }
+        (Adapter::Ollama, Operation::Rerank | Operation::Images) => {
+            Err(format!("Ollama's API serves no `{}`; use `adapter: openai`", call.operation.capability()))
         }
         (Adapter::Http, _) => {
             let mapping = api.http.as_ref().ok_or("its contract has no `api.http`")?;
@@ -284,12 +317,9 @@ fn pointer<'a>(reply: &'a Value, pointer: &str) -> Result<&'a Value, String> {
 pub fn answer(contract: &Contract, call: &Call, reply: Value) -> Result<Value, String> {
     let model = model(contract, call);
     match (contract.api.adapter, call.operation) {
-        (Adapter::Openai, Operation::Chat) => {
-            reply.get("choices").and_then(Value::as_array).ok_or("the reply has no `choices` list")?;
-            Ok(reply)
-        }
-        (Adapter::Openai, Operation::Embeddings) => {
-            reply.get("data").and_then(Value::as_array).ok_or("the reply has no `data` list")?;
+        (Adapter::Openai, operation) => {
+            let list = operation.answer_list();
+            reply.get(list).and_then(Value::as_array).ok_or_else(|| format!("the reply has no `{list}` list"))?;
             Ok(reply)
         }
         (Adapter::Ollama, Operation::Chat) => {
@@ -304,6 +334,9 @@ pub fn answer(contract: &Contract, call: &Call, reply: Value) -> Result<Value, S
         (Adapter::Ollama, Operation::Embeddings) => {
             let vector = reply.get("embedding").and_then(Value::as_array).ok_or("the reply has no `embedding` list")?;
             embedding_list(call, &model, vector)
+        }
+        (_, Operation::Rerank | Operation::Images) => {
+            Err(format!("the `{:?}` adapter reads no `{}` answers", contract.api.adapter, call.operation.capability()))
         }
         (Adapter::Http, operation) => {
             let response = &contract.api.http.as_ref().ok_or("its contract has no `api.http`")?.response;

@@ -24,6 +24,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use base64::Engine;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -199,6 +200,8 @@ impl Upstream {
         let app = Router::new()
             .route("/v1/chat/completions", post(openai_chat))
             .route("/v1/embeddings", post(openai_embeddings))
+            .route("/v1/rerank", post(openai_rerank))
+            .route("/v1/images/generations", post(openai_images))
             .route("/api/chat", post(ollama_chat))
             .route("/api/embeddings", post(ollama_embeddings))
             .route("/generate", post(generic))
@@ -544,6 +547,68 @@ async fn ollama_embeddings(
         return response;
     }
     axum::Json(json!({"embedding": vector(&shared.name)})).into_response()
+}
+
+/// Ranks documents by the share of the query's words they contain (the
+/// shape vLLM and Infinity answer), best first, `top_n` of them.
+async fn openai_rerank(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (fault, request) = arrive(&shared, &connection, "/v1/rerank", &headers, &body).await;
+    if let Some(response) = fault.as_ref().and_then(|f| fail(f, &request)) {
+        return response;
+    }
+    let query: Vec<String> = request
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect();
+    let documents = request.get("documents").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut results: Vec<(usize, f64)> = documents
+        .iter()
+        .enumerate()
+        .map(|(index, document)| {
+            let text = document.as_str().unwrap_or_default().to_lowercase();
+            let found = query.iter().filter(|word| text.contains(word.as_str())).count();
+            (index, found as f64 / query.len().max(1) as f64)
+        })
+        .collect();
+    results.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top = request.get("top_n").and_then(Value::as_u64).map_or(results.len(), |n| n as usize);
+    let results: Vec<Value> =
+        results.into_iter().take(top).map(|(index, score)| json!({"index": index, "relevance_score": score})).collect();
+    axum::Json(json!({"id": format!("rerank-{}", shared.name), "model": request.get("model"), "results": results, "usage": {"total_tokens": 0}}))
+        .into_response()
+}
+
+/// Answers `n` images: a URL naming the server, or a few bytes as base64.
+async fn openai_images(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (fault, request) = arrive(&shared, &connection, "/v1/images/generations", &headers, &body).await;
+    if let Some(response) = fault.as_ref().and_then(|f| fail(f, &request)) {
+        return response;
+    }
+    let n = request.get("n").and_then(Value::as_u64).unwrap_or(1);
+    let base64 = request.get("response_format").and_then(Value::as_str) == Some("b64_json");
+    let data: Vec<Value> = (0..n)
+        .map(|i| {
+            if base64 {
+                json!({"b64_json": base64::engine::general_purpose::STANDARD.encode(format!("image {i} from {}", shared.name))})
+            } else {
+                json!({"url": format!("https://images.example/{}/{i}.png", shared.name)})
+            }
+        })
+        .collect();
+    axum::Json(json!({"created": 0, "data": data})).into_response()
 }
 
 async fn generic(

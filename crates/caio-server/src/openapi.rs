@@ -61,6 +61,18 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         method: "post",
+        path: "/v1/rerank",
+        summary: "Rerank documents for a query (the shape vLLM and Infinity serve): routed and executed",
+        access: Access::Caller,
+    },
+    Operation {
+        method: "post",
+        path: "/v1/images/generations",
+        summary: "Image generation in the OpenAI format: routed and executed",
+        access: Access::Caller,
+    },
+    Operation {
+        method: "post",
         path: "/v1/orchestrate",
         summary: "caio's own call: route a request, execute it, and return the result with the decision, the attempts and the traces",
         access: Access::Caller,
@@ -131,6 +143,18 @@ pub fn document() -> Value {
             openai("chat completion, or chat.completion.chunk events"),
         ),
         ("post", "/v1/embeddings", Some(openai("embeddings request (model, input)")), openai("list of embeddings")),
+        (
+            "post",
+            "/v1/rerank",
+            Some(openai("rerank request (model, query, documents, top_n)")),
+            openai("results of index and relevance_score"),
+        ),
+        (
+            "post",
+            "/v1/images/generations",
+            Some(openai("image generation request (model, prompt, n, size, response_format)")),
+            openai("images as url or b64_json"),
+        ),
         (
             "post",
             "/v1/orchestrate",

@@ -81,7 +81,7 @@ impl TraceContext {
 
 /// The route a path belongs to, for metrics and logs: a bounded set of labels.
 pub fn route_label(path: &str) -> &'static str {
-    const FIXED: [&str; 10] = [
+    const FIXED: [&str; 12] = [
         "/v1/route",
         "/v1/services",
         "/v1/traces/verify",
@@ -91,6 +91,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/openapi.json",
         "/v1/chat/completions",
         "/v1/embeddings",
+        "/v1/rerank",
+        "/v1/images/generations",
         "/v1/orchestrate",
     ];
     if let Some(fixed) = FIXED.iter().find(|f| **f == path) {
@@ -150,7 +152,10 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let method = request.method().to_string();
     let route = route_label(request.uri().path());
     // Executed calls wait for model servers: they have their own bound.
-    let executes = matches!(route, "/v1/chat/completions" | "/v1/embeddings" | "/v1/orchestrate");
+    let executes = matches!(
+        route,
+        "/v1/chat/completions" | "/v1/embeddings" | "/v1/rerank" | "/v1/images/generations" | "/v1/orchestrate"
+    );
     let timeout = if executes { state.0.config.limits.call_timeout } else { state.0.config.limits.timeout };
     // Operators must see a flooded server: health and metrics are never shed.
     let sheddable = !matches!(route, "/healthz" | "/readyz" | "/metrics");

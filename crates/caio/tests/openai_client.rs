@@ -1,7 +1,7 @@
 //! A real client: the official `openai` Python package calls `caio serve`
 //! (the binary, with a configuration file) in front of a model server on
-//! 127.0.0.1, for a chat completion, a streamed completion and an
-//! embedding, and its responses parse.
+//! 127.0.0.1, for a chat completion, a streamed completion, an embedding,
+//! generated images and a rerank, and its responses parse.
 //!
 //! The Python interpreter is `CAIO_OPENAI_PYTHON`, else `python3`; one
 //! without the package skips the test with a message, unless
@@ -54,7 +54,7 @@ async fn the_openai_package_talks_to_caio() {
     std::fs::write(
         contracts.join("local.yaml"),
         format!(
-            "id: local-model\nversion: 1.0.0\ncapabilities: [chat, embeddings]\nprivacy: {{ data_locality: local }}\n\
+            "id: local-model\nversion: 1.0.0\ncapabilities: [chat, embeddings, image_generation, rerank]\nprivacy: {{ data_locality: local }}\n\
              security: {{ required_permissions: [chat.basic] }}\n\
              api: {{ adapter: openai, endpoint: \"{}\", model: tiny, timeout_ms: 5000 }}\n",
             upstream.openai_base()
@@ -118,5 +118,7 @@ async fn the_openai_package_talks_to_caio() {
     assert!(total >= 0.9, "the upstream paused 300 ms between chunks: {total} s");
     assert!(first < total - 0.6, "the first chunk reached the client before the rest: {first} s of {total} s");
     assert_eq!(parsed["embedding"], serde_json::json!([11.0, 0.5, -0.25]));
+    assert_eq!(parsed["images"], serde_json::json!(["image 0 from local-model", "image 1 from local-model"]));
+    assert_eq!(parsed["ranked"], serde_json::json!([1, 2]));
     assert_eq!(upstream.seen().iter().filter(|(p, _, _)| p == "/v1/chat/completions").count(), 2);
 }

@@ -79,8 +79,22 @@ fn estimated_tokens(body: &Value) -> u64 {
             _ => 0,
         }
     }
-    let input = body.get("messages").or_else(|| body.get("input")).map_or(0, chars) as u64;
+    let input: usize = ["messages", "input", "query", "documents", "prompt"]
+        .iter()
+        .filter_map(|field| body.get(*field))
+        .map(chars)
+        .sum();
+    let input = input as u64;
     input.div_ceil(4) + body.get("max_tokens").and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Whether a chat's messages hold an image part (`image_url`, or
+/// `input_image` of the newer shape).
+fn has_image_parts(body: &Value) -> bool {
+    let Some(Value::Array(messages)) = body.get("messages") else { return false };
+    messages.iter().filter_map(|m| m.get("content").and_then(Value::as_array)).flatten().any(|part| {
+        matches!(part.get("type").and_then(Value::as_str), Some("image_url" | "input_image"))
+    })
 }
 
 /// The calculus request of an OpenAI-format call.
@@ -126,6 +140,16 @@ fn request_of(state: &AppState, operation: Operation, body: &Value, headers: &He
         _ => fresh_id(),
     };
     request.insert("id".into(), Value::String(id));
+    // A chat with images needs a service that sees them, whatever the
+    // route or the caller's header says: `vision` beside the capabilities
+    // asked, all of them required.
+    if operation == Operation::Chat && has_image_parts(body) {
+        match request.entry("capabilities").or_insert_with(|| json!([])) {
+            Value::Array(capabilities) if !capabilities.contains(&json!("vision")) => capabilities.push(json!("vision")),
+            _ => {}
+        }
+        request.insert("capabilities_mode".into(), json!("all"));
+    }
     // The gateway's own estimate is a floor: a caller may say its call is
     // bigger, never smaller (a lower figure would slip a long input past
     // the rules and contracts that limit input sizes).
@@ -261,6 +285,15 @@ fn call_of(
         Operation::Embeddings if !body.get("input").is_some_and(|i| i.is_string() || i.is_array()) => {
             return Err(ApiError::invalid("`input` is required: a string or a list of strings"));
         }
+        Operation::Rerank if !body.get("query").is_some_and(Value::is_string) => {
+            return Err(ApiError::invalid("`query` is required: the text the documents are ranked for"));
+        }
+        Operation::Rerank if !body.get("documents").is_some_and(Value::is_array) => {
+            return Err(ApiError::invalid("`documents` is required: a list of texts to rank"));
+        }
+        Operation::Images if !body.get("prompt").is_some_and(Value::is_string) => {
+            return Err(ApiError::invalid("`prompt` is required: the text of the image to generate"));
+        }
         _ => {}
     }
     let stream = match body.get("stream") {
@@ -374,6 +407,17 @@ pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body:
     front_door(state, headers, body, Operation::Embeddings).await
 }
 
+/// `POST /v1/rerank`: documents ranked for a query, in the shape vLLM and
+/// Infinity serve.
+pub async fn rerank(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    front_door(state, headers, body, Operation::Rerank).await
+}
+
+/// `POST /v1/images/generations`: images in the OpenAI format.
+pub async fn images(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    front_door(state, headers, body, Operation::Images).await
+}
+
 /// caio's own call: a routing request and what to execute.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -381,10 +425,11 @@ pub struct OrchestrateRequest {
     /// The routing request, as `POST /v1/route` takes it.
     #[schemars(with = "Value")]
     pub request: Value,
-    /// `chat` or `embeddings`.
+    /// `chat`, `embeddings`, `rerank` or `image_generation`.
     pub operation: String,
     /// The call in the OpenAI format: `messages` for chat, `input` for
-    /// embeddings, and options (not streamed).
+    /// embeddings, `query` and `documents` for rerank, `prompt` for image
+    /// generation, and options (not streamed).
     #[schemars(with = "Value")]
     pub input: Value,
 }
@@ -424,9 +469,11 @@ async fn orchestrated(state: AppState, body: Value, bearer: Option<String>, admi
     let operation = match orchestrated.operation.as_str() {
         "chat" => Operation::Chat,
         "embeddings" => Operation::Embeddings,
+        "rerank" => Operation::Rerank,
+        "image_generation" => Operation::Images,
         other => {
             return Err(ApiError::invalid(format!(
-                "`operation` must be `chat` or `embeddings`, found `{}`",
+                "`operation` must be `chat`, `embeddings`, `rerank` or `image_generation`, found `{}`",
                 quoted(other)
             )));
         }

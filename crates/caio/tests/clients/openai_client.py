@@ -1,7 +1,9 @@
 """The official `openai` package against caio: a chat completion, a streamed
-completion and an embedding. Prints one JSON object with what it parsed;
+completion, an embedding, generated images and a rerank (sent with the
+client's own `post`, as the package has no rerank method). Prints one JSON object with what it parsed;
 the Rust test that runs it checks the values."""
 
+import base64
 import json
 import os
 import sys
@@ -25,6 +27,14 @@ total_s = time.monotonic() - started
 
 embedding = client.embeddings.create(model="embeddings", input="a sentence to embed")
 
+images = client.images.generate(model="image_generation", prompt="a red fox", n=2, response_format="b64_json")
+
+ranked = client.post(
+    "/rerank",
+    body={"model": "rerank", "query": "red fox", "documents": ["a blue bird", "a red fox", "red"], "top_n": 2},
+    cast_to=object,
+)
+
 json.dump(
     {
         "chat": reply.choices[0].message.content,
@@ -34,6 +44,8 @@ json.dump(
         "first_chunk_s": first_chunk_s,
         "stream_total_s": total_s,
         "embedding": list(embedding.data[0].embedding),
+        "images": [base64.b64decode(image.b64_json).decode() for image in images.data],
+        "ranked": [result["index"] for result in ranked["results"]],
         "openai_version": __import__("openai").__version__,
     },
     sys.stdout,

@@ -1,0 +1,166 @@
+//! The front doors beyond chat and embeddings, over real HTTP on 127.0.0.1:
+//! rerank and image generation routed, executed, failed over and traced;
+//! a chat with images routed only to services that see them.
+
+mod support;
+
+use caio_calculus::contract::{Contract, Format, parse_contracts};
+use caio_calculus::rules::Policy;
+use caio_gateway::fixture::{Fault, Upstream};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{Server, execution_of, outcomes, token};
+
+/// A service of `capabilities` at `endpoint`; the lower `price` is preferred.
+fn service(id: &str, capabilities: &str, endpoint: &str, price: f64, adapter: &str) -> Contract {
+    let text = format!(
+        r#"{{"id": "{id}", "version": "1.0.0", "capabilities": {capabilities}, "cost": {{"per_request": {price}}},
+            "privacy": {{"data_locality": "local"}}, "security": {{"required_permissions": ["chat.basic"]}},
+            "api": {{"adapter": "{adapter}", "endpoint": "{endpoint}", "model": "m-{id}", "timeout_ms": 5000}}}}"#
+    );
+    parse_contracts(&text, Format::Json).unwrap().remove(0)
+}
+
+async fn post(server: &Server, path: &str, body: Value) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", server.url))
+        .bearer_auth(token("alice", &["chat.basic"]))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.json().await.unwrap_or(Value::Null))
+}
+
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn rerank_is_routed_executed_traced_and_falls_back() {
+    let (first, second) = (Upstream::start("first").await, Upstream::start("second").await);
+    let server = Server::start_with(
+        vec![
+            service("rerank-a", r#"["rerank"]"#, &first.openai_base(), 0.001, "openai"),
+            service("rerank-b", r#"["rerank"]"#, &second.openai_base(), 0.002, "openai"),
+        ],
+        Policy::default(),
+        |_| {},
+    )
+    .await;
+    let body = json!({
+        "model": "rerank",
+        "query": "rust routing",
+        "documents": ["a poem", "routing in rust", "rust never sleeps"],
+        "top_n": 2,
+    });
+    let (status, headers, answer) = post(&server, "/v1/rerank", body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(header(&headers, "x-caio-service"), "rerank-a");
+    let ranked: Vec<(u64, f64)> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["relevance_score"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(ranked, vec![(1, 1.0), (2, 0.5)], "{answer}");
+    let (path, _, sent) = first.seen().pop().unwrap();
+    assert_eq!(path, "/v1/rerank");
+    assert_eq!(sent["model"], "m-rerank-a", "the contract's model is sent");
+    assert_eq!(sent["documents"], body["documents"]);
+    // The preferred service fails: the next admitted one answers.
+    first.always(Some(Fault::ServerError));
+    let (status, headers, answer) = post(&server, "/v1/rerank", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(header(&headers, "x-caio-service"), "rerank-b");
+    let decision: u64 = header(&headers, "x-caio-trace").parse().unwrap();
+    let execution = execution_of(&server, decision).await;
+    let tried = outcomes(&execution);
+    assert_eq!(tried.first().map(String::as_str), Some("rerank-a:server_500"), "{tried:?}");
+    assert_eq!(tried.last().map(String::as_str), Some("rerank-b:ok"), "{tried:?}");
+    // A rerank without documents is refused before anything is called.
+    let hits = second.hits();
+    let (status, _, error) = post(&server, "/v1/rerank", json!({"model": "rerank", "query": "q"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error["error"]["message"].as_str().unwrap().starts_with("`documents`"), "{error}");
+    assert_eq!(second.hits(), hits);
+}
+
+#[tokio::test]
+async fn an_adapter_without_the_operation_is_passed_over() {
+    let (ollama, openai) = (Upstream::start("ollama").await, Upstream::start("openai").await);
+    let server = Server::start_with(
+        vec![
+            service("cheap-ollama", r#"["rerank"]"#, &ollama.base(), 0.001, "ollama"),
+            service("openai-rerank", r#"["rerank"]"#, &openai.openai_base(), 0.002, "openai"),
+        ],
+        Policy::default(),
+        |_| {},
+    )
+    .await;
+    let body = json!({"model": "rerank", "query": "q", "documents": ["q"]});
+    let (status, headers, answer) = post(&server, "/v1/rerank", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(header(&headers, "x-caio-service"), "openai-rerank");
+    assert_eq!(ollama.hits(), 0, "Ollama serves no rerank API: it is not called");
+}
+
+#[tokio::test]
+async fn images_are_generated_as_urls_or_base64() {
+    let up = Upstream::start("painter").await;
+    let server = Server::start_with(
+        vec![service("painter", r#"["image_generation"]"#, &up.openai_base(), 0.01, "openai")],
+        Policy::default(),
+        |_| {},
+    )
+    .await;
+    let (status, _, answer) =
+        post(&server, "/v1/images/generations", json!({"model": "image_generation", "prompt": "a red fox", "n": 2})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["data"][1]["url"], "https://images.example/painter/1.png");
+    let body = json!({"model": "image_generation", "prompt": "a red fox", "response_format": "b64_json"});
+    let (status, _, answer) = post(&server, "/v1/images/generations", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer["data"][0]["b64_json"].is_string(), "{answer}");
+    assert_eq!(up.seen().last().unwrap().0, "/v1/images/generations");
+    let (status, _, error) = post(&server, "/v1/images/generations", json!({"model": "image_generation"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error["error"]["message"].as_str().unwrap().starts_with("`prompt`"), "{error}");
+    // caio's own call takes the same operation.
+    let body = json!({
+        "request": {"id": "img-1", "capabilities": ["image_generation"]},
+        "operation": "image_generation",
+        "input": {"prompt": "a blue fox"},
+    });
+    let (status, _, answer) = post(&server, "/v1/orchestrate", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["served_by"], "painter");
+    assert!(answer["result"]["data"].is_array(), "{answer}");
+}
+
+#[tokio::test]
+async fn a_chat_with_images_goes_only_to_services_that_see_them() {
+    let (text, eyes) = (Upstream::start("text").await, Upstream::start("eyes").await);
+    let server = Server::start_with(
+        vec![
+            service("text-only", r#"["chat"]"#, &text.openai_base(), 0.001, "openai"),
+            service("sees", r#"["chat", "vision"]"#, &eyes.openai_base(), 0.01, "openai"),
+        ],
+        Policy::default(),
+        |_| {},
+    )
+    .await;
+    let plain = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, headers, answer) = post(&server, "/v1/chat/completions", plain).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(header(&headers, "x-caio-service"), "text-only", "the cheaper service, without images");
+    let picture = json!({"model": "chat", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+    ]}]});
+    let (status, headers, answer) = post(&server, "/v1/chat/completions", picture).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(header(&headers, "x-caio-service"), "sees");
+    assert_eq!(text.hits(), 1, "the text-only service never saw the image");
+}
