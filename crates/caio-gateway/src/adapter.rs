@@ -336,7 +336,8 @@ pub fn answer(contract: &Contract, call: &Call, reply: Value) -> Result<Value, S
             embedding_list(call, &model, vector)
         }
         (_, Operation::Rerank | Operation::Images) => {
-            Err(format!("the `{:?}` adapter reads no `{}` answers", contract.api.adapter, call.operation.capability()))
+            let adapter = serde_json::to_value(contract.api.adapter).unwrap_or_default();
+            Err(format!("the {adapter} adapter reads no `{}` answers", call.operation.capability()))
         }
         (Adapter::Http, operation) => {
             let response = &contract.api.http.as_ref().ok_or("its contract has no `api.http`")?.response;
@@ -443,6 +444,24 @@ mod tests {
             json!({"model": "phi3", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2})
         );
         assert!(answer(&c, &call(Operation::Chat, json!({})), json!({"error": "x"})).unwrap_err().contains("choices"));
+    }
+
+    #[test]
+    fn rerank_and_images_go_to_the_openai_paths_and_nowhere_else() {
+        let c = contract(r#"{"adapter": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "bge"}"#);
+        let rerank = call(Operation::Rerank, json!({"model": "rerank", "query": "q", "documents": ["a"], "top_n": 1}));
+        let prepared = prepare(&c, &rerank).unwrap();
+        assert_eq!(prepared.url.as_str(), "http://127.0.0.1:9/v1/rerank");
+        assert_eq!(json_of(&prepared), json!({"model": "bge", "query": "q", "documents": ["a"], "top_n": 1}));
+        assert!(answer(&c, &rerank, json!({"data": []})).unwrap_err().contains("`results`"));
+        let images = call(Operation::Images, json!({"prompt": "fox"}));
+        assert_eq!(prepare(&c, &images).unwrap().url.as_str(), "http://127.0.0.1:9/v1/images/generations");
+        assert!(answer(&c, &images, json!({"data": [{"url": "u"}]})).is_ok());
+        let ollama = contract(r#"{"adapter": "ollama", "endpoint": "http://127.0.0.1:11434", "model": "m"}"#);
+        assert!(prepare(&ollama, &rerank).unwrap_err().contains("serves no `rerank`"));
+        assert_eq!(answer(&ollama, &images, json!({})).unwrap_err(), "the \"ollama\" adapter reads no `image_generation` answers");
+        let http = contract(r#"{"adapter": "http", "endpoint": "http://127.0.0.1:9", "http": {"path": "/x", "request": {}, "response": {"content": "/t"}}}"#);
+        assert!(prepare(&http, &images).unwrap_err().contains("chat and embeddings only"));
     }
 
     #[test]
