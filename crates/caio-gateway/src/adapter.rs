@@ -27,6 +27,9 @@ pub enum Operation {
     Rerank,
     /// `POST /v1/images/generations`.
     Images,
+    /// `POST /v1/audio/speech`: text in, audio bytes out, streamed as they
+    /// come.
+    Speech,
 }
 
 impl Operation {
@@ -37,6 +40,7 @@ impl Operation {
             Operation::Embeddings => "embeddings",
             Operation::Rerank => "rerank",
             Operation::Images => "image_generation",
+            Operation::Speech => "text_to_speech",
         }
     }
 
@@ -47,6 +51,7 @@ impl Operation {
             Operation::Embeddings => "/embeddings",
             Operation::Rerank => "/rerank",
             Operation::Images => "/images/generations",
+            Operation::Speech => "/audio/speech",
         }
     }
 
@@ -56,6 +61,8 @@ impl Operation {
             Operation::Chat => "choices",
             Operation::Embeddings | Operation::Images => "data",
             Operation::Rerank => "results",
+            // Audio is bytes: never read as a JSON answer.
+            Operation::Speech => "audio",
         }
     }
 }
@@ -115,6 +122,9 @@ pub enum Framing {
     OllamaLines,
     /// No stream: the whole answer is sent as one event.
     Whole,
+    /// Bytes that are not events (audio): passed on as they arrive; the
+    /// end of the body is the end of the answer.
+    Raw,
 }
 
 fn join(endpoint: &str, path: &str) -> Result<Url, String> {
@@ -205,7 +215,7 @@ fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Resu
     let wanted = match call.operation {
         Operation::Chat => &mapping.response.content,
         Operation::Embeddings => &mapping.response.embedding,
-        Operation::Rerank | Operation::Images => {
+        Operation::Rerank | Operation::Images | Operation::Speech => {
             return Err("the `http` adapter maps chat and embeddings only; use `adapter: openai`".into());
         }
     };
@@ -244,7 +254,8 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
                 Some(model) => call.body.pieces(&[("model", serialized(model))]),
                 None => vec![call.body.text().clone()],
             };
-            Ok(Prepared { url: join(&api.endpoint, path)?, body, framing: Framing::OpenaiEvents })
+            let framing = if operation == Operation::Speech { Framing::Raw } else { Framing::OpenaiEvents };
+            Ok(Prepared { url: join(&api.endpoint, path)?, body, framing })
         }
         (Adapter::Ollama, Operation::Chat) => Ok(Prepared {
             url: join(&api.endpoint, "/api/chat")?,
@@ -266,7 +277,7 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
                 framing: Framing::Whole,
             })
         }
-        (Adapter::Ollama, Operation::Rerank | Operation::Images) => {
+        (Adapter::Ollama, Operation::Rerank | Operation::Images | Operation::Speech) => {
             Err(format!("Ollama's API serves no `{}`; use `adapter: openai`", call.operation.capability()))
         }
         (Adapter::Http, _) => {
@@ -335,7 +346,7 @@ pub fn answer(contract: &Contract, call: &Call, reply: Value) -> Result<Value, S
             let vector = reply.get("embedding").and_then(Value::as_array).ok_or("the reply has no `embedding` list")?;
             embedding_list(call, &model, vector)
         }
-        (_, Operation::Rerank | Operation::Images) => {
+        (_, Operation::Rerank | Operation::Images | Operation::Speech) => {
             let adapter = serde_json::to_value(contract.api.adapter).unwrap_or_default();
             Err(format!("the {adapter} adapter reads no `{}` answers", call.operation.capability()))
         }

@@ -75,6 +75,9 @@ pub enum Reply {
 pub struct Streamed {
     /// The service that started the answer.
     pub service: String,
+    /// The media type of a stream of bytes that are not events (audio), as
+    /// the service gave it; `None` for server-sent events.
+    pub media_type: Option<String>,
     /// The events, as they arrive.
     pub events: mpsc::Receiver<Result<Bytes, std::io::Error>>,
     /// The streaming attempt with its final outcome (`ok`, `cut`, ...),
@@ -450,7 +453,7 @@ impl Gateway {
         }
         let (done, finished) = oneshot::channel();
         let _ = done.send(vec![attempt]);
-        Streamed { service: contract.id.clone(), events: receiver, finished }
+        Streamed { service: contract.id.clone(), media_type: None, events: receiver, finished }
     }
 
     /// Forwards a service's stream as it arrives, whole event by whole
@@ -472,6 +475,15 @@ impl Gateway {
         let (done, finished) = oneshot::channel();
         let gateway = self.clone();
         let service = contract.id.clone();
+        let raw = framing == Framing::Raw;
+        let media_type = raw.then(|| {
+            response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_string()
+        });
         tokio::spawn(async move {
             let mut attempts = Vec::new();
             let mut relayed = Relayed::default();
@@ -513,6 +525,12 @@ impl Gateway {
                 }
             }
             match ending {
+                // Bytes end with the body; a broken one is cut short for the
+                // caller too (an error event would corrupt the audio).
+                Ok(()) if raw => {}
+                Err(failure) if raw => {
+                    let _ = sender.send(Err(std::io::Error::other(format!("the audio stream broke ({failure})")))).await;
+                }
                 Ok(()) => {
                     let _ = sender.send(Ok(Bytes::from_static(adapter::DONE))).await;
                 }
@@ -525,7 +543,7 @@ impl Gateway {
             }
             let _ = done.send(attempts);
         });
-        Streamed { service, events, finished }
+        Streamed { service, media_type, events, finished }
     }
 
     /// Relays one service's stream to the caller until it completes,
@@ -594,6 +612,11 @@ impl Gateway {
     ) -> Option<(Contract, reqwest::Response, Framing, Instant, Attempt)> {
         let fresh = relayed.events == 0;
         let chat = call.operation == adapter::Operation::Chat;
+        // Bytes (audio) already played cannot be continued by another
+        // service, nor started over without the caller hearing them twice.
+        if !fresh && !chat {
+            return None;
+        }
         for contract in rest.by_ref() {
             // How this service may go on: from the start when nothing was
             // sent; else from where the answer stopped if its contract takes

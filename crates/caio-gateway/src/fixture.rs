@@ -202,6 +202,7 @@ impl Upstream {
             .route("/v1/embeddings", post(openai_embeddings))
             .route("/v1/rerank", post(openai_rerank))
             .route("/v1/images/generations", post(openai_images))
+            .route("/v1/audio/speech", post(openai_speech))
             .route("/api/chat", post(ollama_chat))
             .route("/api/embeddings", post(ollama_embeddings))
             .route("/generate", post(generic))
@@ -609,6 +610,32 @@ async fn openai_images(
         })
         .collect();
     axum::Json(json!({"created": 0, "data": data})).into_response()
+}
+
+/// The audio of a speech request: four chunks (`audio 1/4 from NAME `,
+/// ...) sent with the chunk gap, of the media type `response_format` names;
+/// stream faults (a cut, a stall, a late first chunk) apply.
+async fn openai_speech(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (fault, request) = arrive(&shared, &connection, "/v1/audio/speech", &headers, &body).await;
+    if let Some(response) = fault.as_ref().and_then(|f| fail(f, &request)) {
+        return response;
+    }
+    let media_type = match request.get("response_format").and_then(Value::as_str).unwrap_or("mp3") {
+        "wav" => "audio/wav",
+        "opus" => "audio/opus",
+        "aac" => "audio/aac",
+        "flac" => "audio/flac",
+        "pcm" => "audio/pcm",
+        _ => "audio/mpeg",
+    };
+    let chunks: Vec<Bytes> = (1..=4).map(|i| Bytes::from(format!("audio {i}/4 from {} ", shared.name))).collect();
+    let gap = *shared.chunk_gap.lock().unwrap();
+    ([(header::CONTENT_TYPE, media_type)], stream_body(chunks, gap, Shape::of(fault.as_ref()))).into_response()
 }
 
 async fn generic(

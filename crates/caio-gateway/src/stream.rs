@@ -3,7 +3,8 @@
 //! never reaches the caller as partial JSON; what was said so far is kept,
 //! so that a stream cut mid-answer can be continued elsewhere; and the
 //! reader knows when a stream is complete: a `finish_reason` (with or
-//! without `data: [DONE]`), or `[DONE]` itself.
+//! without `data: [DONE]`), or `[DONE]` itself. Raw bytes (audio) are
+//! passed on as they come, and end with the body.
 //!
 //! This module must never do I/O: the executor reads and sends.
 
@@ -52,9 +53,10 @@ impl Reader {
         &self.text
     }
 
-    /// Whether the stream said it was finished.
+    /// Whether the stream said it was finished (raw bytes say nothing:
+    /// a body that ends without an error is complete).
     pub fn complete(&self) -> bool {
-        self.finished || self.done
+        self.finished || self.done || self.framing == Framing::Raw
     }
 
     /// Whether the stream ended with `data: [DONE]` (or Ollama's `done`).
@@ -71,9 +73,13 @@ impl Reader {
     /// format, ready for the caller (never `[DONE]`: the executor ends the
     /// stream itself).
     pub fn feed(&mut self, bytes: &[u8], call: &Call, contract: &Contract) -> Result<Vec<Bytes>, Broken> {
+        if self.framing == Framing::Raw {
+            return Ok(vec![Bytes::copy_from_slice(bytes)]);
+        }
         self.tail.extend_from_slice(bytes);
         let mut out = Vec::new();
         match self.framing {
+            Framing::Raw => {} // Passed on above.
             Framing::OpenaiEvents => {
                 while let Some((end, separator)) = event_end(&self.tail) {
                     let block: Vec<u8> = self.tail.drain(..end + separator).collect();

@@ -52,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/embeddings", post(api::execute::embeddings))
         .route("/v1/rerank", post(api::execute::rerank))
         .route("/v1/images/generations", post(api::execute::images))
+        .route("/v1/audio/speech", post(api::execute::speech))
         .route("/v1/orchestrate", post(api::execute::orchestrate))
         .route("/v1/services", get(api::services::list).post(api::services::register))
         .route("/v1/services/{id}", get(api::services::show).delete(api::services::deprecate))

@@ -73,6 +73,12 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         method: "post",
+        path: "/v1/audio/speech",
+        summary: "Text to speech in the OpenAI format: routed and executed, the audio streamed as it comes",
+        access: Access::Caller,
+    },
+    Operation {
+        method: "post",
         path: "/v1/orchestrate",
         summary: "caio's own call: route a request, execute it, and return the result with the decision, the attempts and the traces",
         access: Access::Caller,
@@ -154,6 +160,12 @@ pub fn document() -> Value {
             "/v1/images/generations",
             Some(openai("image generation request (model, prompt, n, size, response_format)")),
             openai("images as url or b64_json"),
+        ),
+        (
+            "post",
+            "/v1/audio/speech",
+            Some(openai("speech request (model, input, voice, response_format, speed)")),
+            openai("audio bytes in the requested format"),
         ),
         (
             "post",

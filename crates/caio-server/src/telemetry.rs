@@ -81,7 +81,7 @@ impl TraceContext {
 
 /// The route a path belongs to, for metrics and logs: a bounded set of labels.
 pub fn route_label(path: &str) -> &'static str {
-    const FIXED: [&str; 12] = [
+    const FIXED: [&str; 13] = [
         "/v1/route",
         "/v1/services",
         "/v1/traces/verify",
@@ -93,6 +93,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/v1/embeddings",
         "/v1/rerank",
         "/v1/images/generations",
+        "/v1/audio/speech",
         "/v1/orchestrate",
     ];
     if let Some(fixed) = FIXED.iter().find(|f| **f == path) {
@@ -154,7 +155,12 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     // Executed calls wait for model servers: they have their own bound.
     let executes = matches!(
         route,
-        "/v1/chat/completions" | "/v1/embeddings" | "/v1/rerank" | "/v1/images/generations" | "/v1/orchestrate"
+        "/v1/chat/completions"
+            | "/v1/embeddings"
+            | "/v1/rerank"
+            | "/v1/images/generations"
+            | "/v1/audio/speech"
+            | "/v1/orchestrate"
     );
     let timeout = if executes { state.0.config.limits.call_timeout } else { state.0.config.limits.timeout };
     // Operators must see a flooded server: health and metrics are never shed.

@@ -164,3 +164,78 @@ async fn a_chat_with_images_goes_only_to_services_that_see_them() {
     assert_eq!(header(&headers, "x-caio-service"), "sees");
     assert_eq!(text.hits(), 1, "the text-only service never saw the image");
 }
+
+/// Posts a speech request; answers the status, headers, the body's chunks
+/// as they arrived and whether the body ended cleanly.
+async fn speak(server: &Server, body: Value) -> (StatusCode, reqwest::header::HeaderMap, Vec<Vec<u8>>, bool) {
+    use futures_util::StreamExt;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/audio/speech", server.url))
+        .bearer_auth(token("alice", &["chat.basic"]))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let mut chunks = Vec::new();
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(bytes) => chunks.push(bytes.to_vec()),
+            Err(_) => return (status, headers, chunks, false),
+        }
+    }
+    (status, headers, chunks, true)
+}
+
+#[tokio::test]
+async fn speech_streams_audio_as_it_comes_and_falls_back_before_the_first_byte() {
+    let (first, second) = (Upstream::start("first").await, Upstream::start("second").await);
+    for up in [&first, &second] {
+        up.chunk_gap(std::time::Duration::from_millis(150));
+    }
+    let server = Server::start_with(
+        vec![
+            service("voice-a", r#"["text_to_speech"]"#, &first.openai_base(), 0.001, "openai"),
+            service("voice-b", r#"["text_to_speech"]"#, &second.openai_base(), 0.002, "openai"),
+        ],
+        Policy::default(),
+        |_| {},
+    )
+    .await;
+    let request = json!({"model": "text_to_speech", "input": "Hello there", "voice": "alloy", "response_format": "wav"});
+    let (status, headers, chunks, clean) = speak(&server, request.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(clean);
+    assert_eq!(header(&headers, "content-type"), "audio/wav");
+    assert_eq!(header(&headers, "x-caio-service"), "voice-a");
+    assert_eq!(
+        String::from_utf8(chunks.concat()).unwrap(),
+        "audio 1/4 from first audio 2/4 from first audio 3/4 from first audio 4/4 from first "
+    );
+    assert!(chunks.len() > 1, "passed on as it came, not gathered first: {} chunk(s)", chunks.len());
+    let (path, _, sent) = first.seen().pop().unwrap();
+    assert_eq!((path.as_str(), &sent["model"], &sent["voice"]), ("/v1/audio/speech", &json!("m-voice-a"), &json!("alloy")));
+    let decision: u64 = header(&headers, "x-caio-trace").parse().unwrap();
+    assert_eq!(outcomes(&execution_of(&server, decision).await), ["voice-a:ok"]);
+    // The preferred voice fails before its first byte: the next one speaks.
+    first.push([Fault::ServerError, Fault::ServerError, Fault::ServerError]);
+    let (status, headers, chunks, clean) = speak(&server, request.clone()).await;
+    assert_eq!((status, clean), (StatusCode::OK, true));
+    assert_eq!(header(&headers, "x-caio-service"), "voice-b");
+    assert!(String::from_utf8(chunks.concat()).unwrap().ends_with("audio 4/4 from second "));
+    // Cut after two chunks: the caller's body is cut too (an error event
+    // would corrupt the audio), and nothing starts over elsewhere.
+    let before = second.hits();
+    first.push([Fault::CutAfter(2)]);
+    let (status, headers, chunks, clean) = speak(&server, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!clean, "the body ends in an error");
+    assert_eq!(String::from_utf8(chunks.concat()).unwrap(), "audio 1/4 from first audio 2/4 from first ");
+    assert_eq!(second.hits(), before, "audio is not restarted on another voice");
+    let decision: u64 = header(&headers, "x-caio-trace").parse().unwrap();
+    assert_eq!(outcomes(&execution_of(&server, decision).await), ["voice-a:cut"]);
+    let (status, _, error) = post(&server, "/v1/audio/speech", json!({"model": "text_to_speech"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error["error"]["message"].as_str().unwrap().starts_with("`input`"), "{error}");
+}

@@ -294,6 +294,21 @@ fn call_of(
         Operation::Images if !body.get("prompt").is_some_and(Value::is_string) => {
             return Err(ApiError::invalid("`prompt` is required: the text of the image to generate"));
         }
+        Operation::Speech if !body.get("input").is_some_and(Value::is_string) => {
+            return Err(ApiError::invalid("`input` is required: the text to speak"));
+        }
+        // Audio always streams, and cannot start over mid-way: the caller
+        // would hear the start twice.
+        Operation::Speech => {
+            return Ok(Call {
+                operation,
+                body: text,
+                stream: true,
+                id: format!("speech-{request_id}"),
+                created: now,
+                restart: false,
+            });
+        }
         _ => {}
     }
     let stream = match body.get("stream") {
@@ -381,8 +396,13 @@ async fn answer(
                 let served = tried.iter().rev().find(|a| a.outcome.starts_with("ok")).map(|a| a.service.clone());
                 record(&recorder, execution_body(&trace_ref, &id, &tried, served.as_deref())).await;
             });
+            let media_type = match &streamed.media_type {
+                Some(media_type) => HeaderValue::from_str(media_type)
+                    .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
+                None => HeaderValue::from_static("text/event-stream"),
+            };
             let mut response = Response::new(Body::from_stream(events));
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            response.headers_mut().insert(header::CONTENT_TYPE, media_type);
             response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             caio_headers(&mut response, &request_id, Some(&service), &trace, attempts.len());
             Ok(response)
@@ -416,6 +436,12 @@ pub async fn rerank(State(state): State<AppState>, headers: HeaderMap, body: Bod
 /// `POST /v1/images/generations`: images in the OpenAI format.
 pub async fn images(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     front_door(state, headers, body, Operation::Images).await
+}
+
+/// `POST /v1/audio/speech`: speech in the OpenAI format, its audio bytes
+/// passed on as the service sends them.
+pub async fn speech(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    front_door(state, headers, body, Operation::Speech).await
 }
 
 /// caio's own call: a routing request and what to execute.
@@ -471,6 +497,11 @@ async fn orchestrated(state: AppState, body: Value, bearer: Option<String>, admi
         "embeddings" => Operation::Embeddings,
         "rerank" => Operation::Rerank,
         "image_generation" => Operation::Images,
+        "text_to_speech" => {
+            return Err(ApiError::invalid(
+                "`operation`: /v1/orchestrate answers JSON; ask for speech at /v1/audio/speech",
+            ));
+        }
         other => {
             return Err(ApiError::invalid(format!(
                 "`operation` must be `chat`, `embeddings`, `rerank` or `image_generation`, found `{}`",

@@ -1,5 +1,5 @@
 """The official `openai` package against caio: a chat completion, a streamed
-completion, an embedding, generated images and a rerank (sent with the
+completion, an embedding, generated images, streamed speech and a rerank (sent with the
 client's own `post`, as the package has no rerank method). Prints one JSON object with what it parsed;
 the Rust test that runs it checks the values."""
 
@@ -29,6 +29,19 @@ embedding = client.embeddings.create(model="embeddings", input="a sentence to em
 
 images = client.images.generate(model="image_generation", prompt="a red fox", n=2, response_format="b64_json")
 
+started = time.monotonic()
+first_audio_s = None
+audio = []
+with client.audio.speech.with_streaming_response.create(
+    model="text_to_speech", voice="alloy", input="Hello", response_format="wav"
+) as spoken:
+    audio_type = spoken.headers.get("content-type")
+    for chunk in spoken.iter_bytes():
+        if first_audio_s is None:
+            first_audio_s = time.monotonic() - started
+        audio.append(chunk)
+audio_total_s = time.monotonic() - started
+
 ranked = client.post(
     "/rerank",
     body={"model": "rerank", "query": "red fox", "documents": ["a blue bird", "a red fox", "red"], "top_n": 2},
@@ -46,6 +59,10 @@ json.dump(
         "embedding": list(embedding.data[0].embedding),
         "images": [base64.b64decode(image.b64_json).decode() for image in images.data],
         "ranked": [result["index"] for result in ranked["results"]],
+        "audio": b"".join(audio).decode(),
+        "audio_type": audio_type,
+        "first_audio_s": first_audio_s,
+        "audio_total_s": audio_total_s,
         "openai_version": __import__("openai").__version__,
     },
     sys.stdout,
