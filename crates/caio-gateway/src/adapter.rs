@@ -11,9 +11,13 @@
 use base64::Engine;
 
 pub use crate::body::CallBody;
+use crate::form::FormBody;
 use caio_calculus::contract::{Adapter, Contract, HttpMapping};
 use serde_json::{Value, json};
 use url::Url;
+
+/// The media type of JSON bodies.
+const JSON: &str = "application/json";
 
 /// What the caller asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +34,11 @@ pub enum Operation {
     /// `POST /v1/audio/speech`: text in, audio bytes out, streamed as they
     /// come.
     Speech,
+    /// `POST /v1/audio/transcriptions`: an upload of audio in, its text out.
+    Transcription,
+    /// `POST /v1/audio/translations`: an upload of audio in, its text in
+    /// English out.
+    Translation,
 }
 
 impl Operation {
@@ -41,6 +50,7 @@ impl Operation {
             Operation::Rerank => "rerank",
             Operation::Images => "image_generation",
             Operation::Speech => "text_to_speech",
+            Operation::Transcription | Operation::Translation => "speech_to_text",
         }
     }
 
@@ -52,6 +62,8 @@ impl Operation {
             Operation::Rerank => "/rerank",
             Operation::Images => "/images/generations",
             Operation::Speech => "/audio/speech",
+            Operation::Transcription => "/audio/transcriptions",
+            Operation::Translation => "/audio/translations",
         }
     }
 
@@ -61,8 +73,9 @@ impl Operation {
             Operation::Chat => "choices",
             Operation::Embeddings | Operation::Images => "data",
             Operation::Rerank => "results",
-            // Audio is bytes: never read as a JSON answer.
-            Operation::Speech => "audio",
+            // Audio, and text in the format asked: passed on as bytes, never
+            // read as a JSON answer.
+            Operation::Speech | Operation::Transcription | Operation::Translation => "audio",
         }
     }
 }
@@ -86,6 +99,16 @@ pub struct Call {
     /// another service (it is told in the stream) when no service can
     /// continue it.
     pub restart: bool,
+    /// The upload of a transcription or translation, as it came; `body`
+    /// then holds its text fields.
+    pub upload: Option<FormBody>,
+}
+
+/// The operations that answer bytes passed on as they come: audio, and
+/// transcripts in whatever format the caller asked (`json`, `text`, `srt`,
+/// `vtt`, `verbose_json`).
+pub fn answers_bytes(operation: Operation) -> bool {
+    matches!(operation, Operation::Speech | Operation::Transcription | Operation::Translation)
 }
 
 impl Call {
@@ -111,6 +134,8 @@ pub struct Prepared {
     pub body: Vec<bytes::Bytes>,
     /// How the service streams, when the call is streamed.
     pub framing: Framing,
+    /// The body's media type (`Content-Type`).
+    pub media_type: String,
 }
 
 /// How a service's stream is framed.
@@ -215,7 +240,11 @@ fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Resu
     let wanted = match call.operation {
         Operation::Chat => &mapping.response.content,
         Operation::Embeddings => &mapping.response.embedding,
-        Operation::Rerank | Operation::Images | Operation::Speech => {
+        Operation::Rerank
+        | Operation::Images
+        | Operation::Speech
+        | Operation::Transcription
+        | Operation::Translation => {
             return Err("the `http` adapter maps chat and embeddings only; use `adapter: openai`".into());
         }
     };
@@ -227,6 +256,7 @@ fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Resu
         url: join(&contract.api.endpoint, &path)?,
         body: vec![serialized(&substitute(&mapping.request, &values))],
         framing: Framing::Whole,
+        media_type: JSON.into(),
     })
 }
 
@@ -247,15 +277,22 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
     let api = &contract.api;
     match (api.adapter, call.operation) {
         (Adapter::Openai, operation) => {
-            let path = operation.openai_path();
+            let url = join(&api.endpoint, operation.openai_path())?;
+            let framing = if answers_bytes(operation) { Framing::Raw } else { Framing::OpenaiEvents };
             // The caller's body as it came, with the contract's model: slices
-            // of the caller's text, not a copy (a body can be megabytes).
+            // of the caller's bytes, not a copy (a body can be megabytes).
+            if let Some(upload) = &call.upload {
+                let body = match &api.model {
+                    Some(model) => upload.pieces(&[("model", model)]),
+                    None => upload.pieces(&[]),
+                };
+                return Ok(Prepared { url, body, framing, media_type: upload.media_type() });
+            }
             let body = match &api.model {
                 Some(model) => call.body.pieces(&[("model", serialized(model))]),
                 None => vec![call.body.text().clone()],
             };
-            let framing = if operation == Operation::Speech { Framing::Raw } else { Framing::OpenaiEvents };
-            Ok(Prepared { url: join(&api.endpoint, path)?, body, framing })
+            Ok(Prepared { url, body, framing, media_type: JSON.into() })
         }
         (Adapter::Ollama, Operation::Chat) => Ok(Prepared {
             url: join(&api.endpoint, "/api/chat")?,
@@ -266,6 +303,7 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
                 "options": ollama_options(&call.body),
             }))],
             framing: Framing::OllamaLines,
+            media_type: JSON.into(),
         }),
         (Adapter::Ollama, Operation::Embeddings) => {
             let Some(Value::String(input)) = call.body.get("input") else {
@@ -275,9 +313,10 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
                 url: join(&api.endpoint, "/api/embeddings")?,
                 body: vec![serialized(&json!({"model": model(contract, call), "prompt": input}))],
                 framing: Framing::Whole,
+                media_type: JSON.into(),
             })
         }
-        (Adapter::Ollama, Operation::Rerank | Operation::Images | Operation::Speech) => {
+        (Adapter::Ollama, _) => {
             Err(format!("Ollama's API serves no `{}`; use `adapter: openai`", call.operation.capability()))
         }
         (Adapter::Http, _) => {
@@ -346,7 +385,14 @@ pub fn answer(contract: &Contract, call: &Call, reply: Value) -> Result<Value, S
             let vector = reply.get("embedding").and_then(Value::as_array).ok_or("the reply has no `embedding` list")?;
             embedding_list(call, &model, vector)
         }
-        (_, Operation::Rerank | Operation::Images | Operation::Speech) => {
+        (
+            _,
+            Operation::Rerank
+            | Operation::Images
+            | Operation::Speech
+            | Operation::Transcription
+            | Operation::Translation,
+        ) => {
             let adapter = serde_json::to_value(contract.api.adapter).unwrap_or_default();
             Err(format!("the {adapter} adapter reads no `{}` answers", call.operation.capability()))
         }
@@ -434,7 +480,15 @@ mod tests {
     }
 
     fn call(operation: Operation, body: Value) -> Call {
-        Call { operation, stream: false, body: CallBody::from_value(&body).unwrap(), id: "chatcmpl-1".into(), created: 7, restart: false }
+        Call {
+            operation,
+            stream: false,
+            body: CallBody::from_value(&body).unwrap(),
+            id: "chatcmpl-1".into(),
+            created: 7,
+            restart: false,
+            upload: None,
+        }
     }
 
     #[test]

@@ -248,7 +248,7 @@ impl Gateway {
             let mut request = self
                 .client
                 .post(url.clone())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, &prepared.media_type)
                 .header(reqwest::header::CONTENT_LENGTH, length)
                 .body(reqwest::Body::wrap_stream(pieces));
             if !streamed {

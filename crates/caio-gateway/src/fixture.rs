@@ -203,6 +203,8 @@ impl Upstream {
             .route("/v1/rerank", post(openai_rerank))
             .route("/v1/images/generations", post(openai_images))
             .route("/v1/audio/speech", post(openai_speech))
+            .route("/v1/audio/transcriptions", post(openai_transcription))
+            .route("/v1/audio/translations", post(openai_transcription))
             .route("/api/chat", post(ollama_chat))
             .route("/api/embeddings", post(ollama_embeddings))
             .route("/generate", post(generic))
@@ -636,6 +638,51 @@ async fn openai_speech(
     let chunks: Vec<Bytes> = (1..=4).map(|i| Bytes::from(format!("audio {i}/4 from {} ", shared.name))).collect();
     let gap = *shared.chunk_gap.lock().unwrap();
     ([(header::CONTENT_TYPE, media_type)], stream_body(chunks, gap, Shape::of(fault.as_ref()))).into_response()
+}
+
+/// The value of a form field, found by plain search (independent of the
+/// gateway's own form reader): the text between the field's head and the
+/// next line of the boundary.
+fn form_field<'a>(body: &'a [u8], head_contains: &str) -> Option<&'a [u8]> {
+    let text = body;
+    let at = text.windows(head_contains.len()).position(|w| w == head_contains.as_bytes())?;
+    let start = at + text[at..].windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let end = start + text[start..].windows(4).position(|w| w == b"\r\n--")?;
+    Some(&text[start..end])
+}
+
+/// Hears an upload: answers `heard N bytes of FILE (NAME)` in the format
+/// asked (`json`, `text`, `srt`, `vtt`, `verbose_json`). The request is
+/// recorded with its fields: `model`, `language`, `response_format` and
+/// `file_bytes`.
+async fn openai_transcription(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = |head: &str| form_field(&body, head).map(|v| String::from_utf8_lossy(v).into_owned());
+    let file = form_field(&body, "name=\"file\"").map_or(0, <[u8]>::len);
+    let seen = json!({
+        "model": text("name=\"model\""),
+        "language": text("name=\"language\""),
+        "response_format": text("name=\"response_format\""),
+        "file_bytes": file,
+        "content_type": headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+    });
+    let (fault, _) = arrive(&shared, &connection, uri.path(), &headers, &Bytes::from(seen.to_string())).await;
+    if let Some(response) = fault.as_ref().and_then(|f| fail(f, &seen)) {
+        return response;
+    }
+    let heard = format!("heard {file} bytes ({})", shared.name);
+    match text("name=\"response_format\"").as_deref().unwrap_or("json") {
+        "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], heard).into_response(),
+        "srt" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("1\n00:00:00,000 --> 00:00:01,000\n{heard}\n")).into_response(),
+        "vtt" => ([(header::CONTENT_TYPE, "text/vtt")], format!("WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n{heard}\n")).into_response(),
+        "verbose_json" => axum::Json(json!({"task": "transcribe", "language": "english", "duration": 1.0, "text": heard, "segments": []})).into_response(),
+        _ => axum::Json(json!({"text": heard})).into_response(),
+    }
 }
 
 async fn generic(

@@ -18,6 +18,7 @@ pub mod breakers;
 mod clock;
 pub mod deny;
 pub mod egress;
+pub mod form;
 mod execute;
 #[cfg(feature = "fixture")]
 pub mod fixture;

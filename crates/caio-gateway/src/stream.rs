@@ -193,6 +193,7 @@ mod tests {
             id: "chatcmpl-1".into(),
             created: 1,
             restart: false,
+            upload: None,
         };
         let contract = parse_contracts(
             r#"{"id": "s", "version": "1.0.0", "capabilities": ["chat"], "privacy": {"data_locality": "local"}, "api": {"adapter": "openai", "endpoint": "http://127.0.0.1:1/v1"}}"#,

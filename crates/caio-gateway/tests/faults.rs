@@ -51,6 +51,7 @@ fn chat(stream: bool) -> Call {
         id: "chatcmpl-test".into(),
         created: 1,
         restart: false,
+        upload: None,
     }
 }
 
@@ -352,6 +353,7 @@ async fn the_generic_adapter_and_embeddings() {
         id: "e".into(),
         created: 1,
         restart: false,
+        upload: None,
     };
     for service in &contracts {
         let (reply, _) = gateway.execute(std::slice::from_ref(service), &embed).await;

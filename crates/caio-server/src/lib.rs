@@ -53,6 +53,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/rerank", post(api::execute::rerank))
         .route("/v1/images/generations", post(api::execute::images))
         .route("/v1/audio/speech", post(api::execute::speech))
+        .route("/v1/audio/transcriptions", post(api::execute::transcriptions))
+        .route("/v1/audio/translations", post(api::execute::translations))
         .route("/v1/orchestrate", post(api::execute::orchestrate))
         .route("/v1/services", get(api::services::list).post(api::services::register))
         .route("/v1/services/{id}", get(api::services::show).delete(api::services::deprecate))

@@ -79,6 +79,18 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         method: "post",
+        path: "/v1/audio/transcriptions",
+        summary: "Speech to text in the OpenAI format (multipart upload): routed and executed, the transcript passed on as the service wrote it",
+        access: Access::Caller,
+    },
+    Operation {
+        method: "post",
+        path: "/v1/audio/translations",
+        summary: "Speech to English text in the OpenAI format (multipart upload): routed and executed",
+        access: Access::Caller,
+    },
+    Operation {
+        method: "post",
         path: "/v1/orchestrate",
         summary: "caio's own call: route a request, execute it, and return the result with the decision, the attempts and the traces",
         access: Access::Caller,
@@ -166,6 +178,18 @@ pub fn document() -> Value {
             "/v1/audio/speech",
             Some(openai("speech request (model, input, voice, response_format, speed)")),
             openai("audio bytes in the requested format"),
+        ),
+        (
+            "post",
+            "/v1/audio/transcriptions",
+            Some(openai("multipart/form-data: file, model, language, prompt, response_format, temperature")),
+            openai("the transcript: json, text, srt, vtt or verbose_json"),
+        ),
+        (
+            "post",
+            "/v1/audio/translations",
+            Some(openai("multipart/form-data: file, model, prompt, response_format, temperature")),
+            openai("the English transcript: json, text, srt, vtt or verbose_json"),
         ),
         (
             "post",

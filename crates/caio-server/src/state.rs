@@ -21,6 +21,8 @@ use crate::metrics::Metrics;
 pub struct Limits {
     /// Largest request body, in bytes.
     pub body_bytes: usize,
+    /// Largest upload (`multipart/form-data`: audio to transcribe), in bytes.
+    pub upload_bytes: usize,
     /// Requests per second each caller may make, on average.
     pub rate_per_second: f64,
     /// Requests a caller may make at once, above the average.
@@ -52,6 +54,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             body_bytes: 1 << 20,
+            upload_bytes: 25 << 20,
             rate_per_second: 100.0,
             burst: 200.0,
             timeout: Duration::from_secs(10),

@@ -81,7 +81,7 @@ impl TraceContext {
 
 /// The route a path belongs to, for metrics and logs: a bounded set of labels.
 pub fn route_label(path: &str) -> &'static str {
-    const FIXED: [&str; 13] = [
+    const FIXED: [&str; 15] = [
         "/v1/route",
         "/v1/services",
         "/v1/traces/verify",
@@ -94,6 +94,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/v1/rerank",
         "/v1/images/generations",
         "/v1/audio/speech",
+        "/v1/audio/transcriptions",
+        "/v1/audio/translations",
         "/v1/orchestrate",
     ];
     if let Some(fixed) = FIXED.iter().find(|f| **f == path) {
@@ -160,6 +162,8 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
             | "/v1/rerank"
             | "/v1/images/generations"
             | "/v1/audio/speech"
+            | "/v1/audio/transcriptions"
+            | "/v1/audio/translations"
             | "/v1/orchestrate"
     );
     let timeout = if executes { state.0.config.limits.call_timeout } else { state.0.config.limits.timeout };

@@ -116,7 +116,8 @@ async fn images_are_generated_as_urls_or_base64() {
     )
     .await;
     let (status, _, answer) =
-        post(&server, "/v1/images/generations", json!({"model": "image_generation", "prompt": "a red fox", "n": 2})).await;
+        post(&server, "/v1/images/generations", json!({"model": "image_generation", "prompt": "a red fox", "n": 2}))
+            .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["data"][1]["url"], "https://images.example/painter/1.png");
     let body = json!({"model": "image_generation", "prompt": "a red fox", "response_format": "b64_json"});
@@ -203,7 +204,8 @@ async fn speech_streams_audio_as_it_comes_and_falls_back_before_the_first_byte()
         |_| {},
     )
     .await;
-    let request = json!({"model": "text_to_speech", "input": "Hello there", "voice": "alloy", "response_format": "wav"});
+    let request =
+        json!({"model": "text_to_speech", "input": "Hello there", "voice": "alloy", "response_format": "wav"});
     let (status, headers, chunks, clean) = speak(&server, request.clone()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(clean);
@@ -215,7 +217,10 @@ async fn speech_streams_audio_as_it_comes_and_falls_back_before_the_first_byte()
     );
     assert!(chunks.len() > 1, "passed on as it came, not gathered first: {} chunk(s)", chunks.len());
     let (path, _, sent) = first.seen().pop().unwrap();
-    assert_eq!((path.as_str(), &sent["model"], &sent["voice"]), ("/v1/audio/speech", &json!("m-voice-a"), &json!("alloy")));
+    assert_eq!(
+        (path.as_str(), &sent["model"], &sent["voice"]),
+        ("/v1/audio/speech", &json!("m-voice-a"), &json!("alloy"))
+    );
     let decision: u64 = header(&headers, "x-caio-trace").parse().unwrap();
     assert_eq!(outcomes(&execution_of(&server, decision).await), ["voice-a:ok"]);
     // The preferred voice fails before its first byte: the next one speaks.
@@ -238,4 +243,138 @@ async fn speech_streams_audio_as_it_comes_and_falls_back_before_the_first_byte()
     let (status, _, error) = post(&server, "/v1/audio/speech", json!({"model": "text_to_speech"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error["error"]["message"].as_str().unwrap().starts_with("`input`"), "{error}");
+}
+
+/// A WAV recording of `samples` 16-bit samples of silence at 16 kHz.
+fn wav(samples: usize) -> Vec<u8> {
+    let data = (samples * 2) as u32;
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(36 + data).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
+    bytes.extend_from_slice(&16_000u32.to_le_bytes());
+    bytes.extend_from_slice(&32_000u32.to_le_bytes());
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&data.to_le_bytes());
+    bytes.resize(44 + samples * 2, 0);
+    bytes
+}
+
+const BOUNDARY: &str = "caio-test-7f3a";
+
+/// A `multipart/form-data` body of `fields` and, when given, `file`.
+fn form(fields: &[(&str, &str)], file: Option<&[u8]>) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    if let Some(file) = file {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"hello.wav\"\r\nContent-Type: audio/wav\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(file);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+async fn upload(
+    server: &Server,
+    path: &str,
+    body: Vec<u8>,
+    media_type: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", server.url))
+        .bearer_auth(token("alice", &["chat.basic"]))
+        .header("content-type", media_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_uploaded_recording_is_transcribed_traced_by_its_digest_and_failed_over() {
+    use sha2::Digest;
+    let (first, second) = (Upstream::start("first").await, Upstream::start("second").await);
+    let server = Server::start_with(
+        vec![
+            service("stt-a", r#"["speech_to_text"]"#, &first.openai_base(), 0.001, "openai"),
+            service("stt-b", r#"["speech_to_text"]"#, &second.openai_base(), 0.002, "openai"),
+        ],
+        Policy::default(),
+        |config| config.limits.upload_bytes = 64 << 10,
+    )
+    .await;
+    let media_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    let recording = wav(8_000);
+    let fields = [("model", "speech_to_text"), ("language", "en")];
+    let (status, headers, text) =
+        upload(&server, "/v1/audio/transcriptions", form(&fields, Some(&recording)), &media_type).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(header(&headers, "x-caio-service"), "stt-a");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["text"], format!("heard {} bytes (first)", recording.len()));
+    let (path, _, seen) = first.seen().pop().unwrap();
+    assert_eq!(path, "/v1/audio/transcriptions");
+    assert_eq!(seen["model"], "m-stt-a", "the contract's model replaces the caller's");
+    assert_eq!(seen["language"], "en");
+    assert_eq!(seen["file_bytes"], recording.len(), "the recording passes whole");
+    let decision: u64 = header(&headers, "x-caio-trace").parse().unwrap();
+    let execution = execution_of(&server, decision).await;
+    let digest: String = sha2::Sha256::digest(&recording).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        execution["input"]["file"],
+        json!({"sha256": digest, "bytes": recording.len(), "media_type": "audio/wav"})
+    );
+    // The format asked for comes back as the service wrote it.
+    let fields = [("model", "speech_to_text"), ("response_format", "srt")];
+    let (status, headers, text) =
+        upload(&server, "/v1/audio/transcriptions", form(&fields, Some(&recording)), &media_type).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(header(&headers, "content-type").starts_with("text/plain"));
+    assert!(text.starts_with("1\n00:00:00,000 --> "), "{text}");
+    // Translation, and a failed first service.
+    first.push([Fault::ServerError, Fault::ServerError, Fault::ServerError]);
+    let (status, headers, text) =
+        upload(&server, "/v1/audio/translations", form(&[("model", "speech_to_text")], Some(&recording)), &media_type)
+            .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(header(&headers, "x-caio-service"), "stt-b");
+    assert_eq!(second.seen().pop().unwrap().0, "/v1/audio/translations");
+    // Refused before anything is called: too large, no file, not a form.
+    let hits = first.hits() + second.hits();
+    let (status, _, text) = upload(
+        &server,
+        "/v1/audio/transcriptions",
+        form(&[("model", "speech_to_text")], Some(&wav(40_000))),
+        &media_type,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(text.contains("65536"), "{text}");
+    let (status, _, text) =
+        upload(&server, "/v1/audio/transcriptions", form(&[("model", "speech_to_text")], None), &media_type).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("`file` is required"), "{text}");
+    let (status, _, text) = upload(&server, "/v1/audio/transcriptions", b"{}".to_vec(), "application/json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("multipart/form-data"), "{text}");
+    let twice = form(&[("model", "speech_to_text"), ("model", "other")], Some(&recording));
+    let (status, _, text) = upload(&server, "/v1/audio/transcriptions", twice, &media_type).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("`model` appears twice"), "{text}");
+    assert_eq!(first.hits() + second.hits(), hits);
 }

@@ -34,6 +34,8 @@ pub const DEV_AUTH: &str = include_str!("../../../examples/auth/dev.yaml");
 pub struct LimitsFile {
     /// Largest request body, in bytes.
     pub body_bytes: Option<usize>,
+    /// Largest upload (audio to transcribe), in bytes.
+    pub upload_bytes: Option<usize>,
     /// Requests per second per caller.
     pub rate_per_second: Option<f64>,
     /// Requests at once per caller.
@@ -263,6 +265,10 @@ impl Settings {
         let file = &self.file.limits;
         let limits = Limits {
             body_bytes: file.body_bytes.unwrap_or(defaults.body_bytes),
+            // Unset, it stays within a smaller budget of bodies.
+            upload_bytes: file.upload_bytes.unwrap_or_else(|| {
+                defaults.upload_bytes.min(file.body_budget_bytes.unwrap_or(defaults.body_budget_bytes))
+            }),
             rate_per_second: file.rate_per_second.unwrap_or(defaults.rate_per_second),
             burst: file.burst.unwrap_or(defaults.burst),
             timeout: file.timeout_ms.map(Duration::from_millis).unwrap_or(defaults.timeout),
@@ -281,13 +287,15 @@ impl Settings {
             || limits.caller_in_flight == 0
             || limits.drain.is_zero()
             || limits.body_budget_bytes < limits.body_bytes
+            || limits.upload_bytes == 0
+            || limits.body_budget_bytes < limits.upload_bytes
             || !limits.rate_per_second.is_finite()
             || limits.rate_per_second <= 0.0
             || !limits.burst.is_finite()
             || limits.burst < 1.0
         {
             bail!(
-                "[limits]: body_bytes, max_in_flight, timeout_ms, call_timeout_ms, stream_ms, caller_in_flight and drain_ms must be > 0, body_budget_bytes at least body_bytes, rate_per_second a finite number > 0 and burst a finite number >= 1"
+                "[limits]: body_bytes, max_in_flight, timeout_ms, call_timeout_ms, stream_ms, caller_in_flight and drain_ms must be > 0, body_budget_bytes at least body_bytes and upload_bytes (> 0), rate_per_second a finite number > 0 and burst a finite number >= 1"
             );
         }
         Ok(limits)

@@ -1,8 +1,8 @@
 //! A real client: the official `openai` Python package calls `caio serve`
 //! (the binary, with a configuration file) in front of a model server on
 //! 127.0.0.1, for a chat completion, a streamed completion, an embedding,
-//! generated images, speech streamed as it comes and a rerank, and its
-//! responses parse.
+//! generated images, speech streamed as it comes, a transcription and a
+//! rerank, and its responses parse.
 //!
 //! The Python interpreter is `CAIO_OPENAI_PYTHON`, else `python3`; one
 //! without the package skips the test with a message, unless
@@ -55,7 +55,7 @@ async fn the_openai_package_talks_to_caio() {
     std::fs::write(
         contracts.join("local.yaml"),
         format!(
-            "id: local-model\nversion: 1.0.0\ncapabilities: [chat, embeddings, image_generation, rerank, text_to_speech]\nprivacy: {{ data_locality: local }}\n\
+            "id: local-model\nversion: 1.0.0\ncapabilities: [chat, embeddings, image_generation, rerank, text_to_speech, speech_to_text]\nprivacy: {{ data_locality: local }}\n\
              security: {{ required_permissions: [chat.basic] }}\n\
              api: {{ adapter: openai, endpoint: \"{}\", model: tiny, timeout_ms: 5000 }}\n",
             upstream.openai_base()
@@ -127,6 +127,8 @@ async fn the_openai_package_talks_to_caio() {
         "audio 1/4 from local-model audio 2/4 from local-model audio 3/4 from local-model audio 4/4 from local-model "
     );
     let (first, total) = (parsed["first_audio_s"].as_f64().unwrap(), parsed["audio_total_s"].as_f64().unwrap());
+    let recorded = parsed["recording_bytes"].as_u64().unwrap();
+    assert_eq!(parsed["transcript"], format!("heard {recorded} bytes (local-model)"));
     assert!(first < total - 0.6, "the first audio reached the client before the rest: {first} s of {total} s");
     assert_eq!(upstream.seen().iter().filter(|(p, _, _)| p == "/v1/chat/completions").count(), 2);
 }

@@ -23,11 +23,13 @@ use caio_calculus::contract::{Contract, Format, InputError, from_value, is_valid
 use caio_calculus::request::Request;
 use caio_calculus::route::Decision;
 use caio_gateway::adapter::CallBody;
+use caio_gateway::form::FormBody;
 use caio_gateway::{Attempt, Call, Failed, Operation, Reply};
 use caio_store::Pending;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::api::route::{RouteResponse, TraceRef, check_request_id, decide, respond};
 use crate::api::{Admitted, admit, admit_or_read, text};
@@ -176,14 +178,27 @@ fn candidates(state: &AppState, decision: &Decision) -> Vec<Contract> {
 
 /// The body of the `execution` trace: what was tried, linked to the
 /// decision by its sequence number.
-fn execution_body(decision: &TraceRef, request_id: &str, attempts: &[Attempt], served_by: Option<&str>) -> Value {
-    json!({
+/// The execution trace: who was tried and who served; for an upload, what
+/// was sent (`input`: the file's digest, length and media type, never its
+/// bytes).
+fn execution_body(
+    decision: &TraceRef,
+    request_id: &str,
+    attempts: &[Attempt],
+    served_by: Option<&str>,
+    input: Option<&Value>,
+) -> Value {
+    let mut body = json!({
         "kind": "execution",
         "request_id": request_id,
         "decision": {"seq": decision.seq, "hash": decision.hash},
         "served_by": served_by,
         "attempts": attempts,
-    })
+    });
+    if let Some(input) = input {
+        body["input"] = input.clone();
+    }
+    body
 }
 
 /// The caller's error when no service served: the service's own error
@@ -297,16 +312,17 @@ fn call_of(
         Operation::Speech if !body.get("input").is_some_and(Value::is_string) => {
             return Err(ApiError::invalid("`input` is required: the text to speak"));
         }
-        // Audio always streams, and cannot start over mid-way: the caller
-        // would hear the start twice.
-        Operation::Speech => {
+        // Audio and transcripts are passed on as they come, and cannot start
+        // over mid-way: the caller would get the start twice.
+        Operation::Speech | Operation::Transcription | Operation::Translation => {
             return Ok(Call {
                 operation,
                 body: text,
                 stream: true,
-                id: format!("speech-{request_id}"),
+                id: format!("audio-{request_id}"),
                 created: now,
                 restart: false,
+                upload: None,
             });
         }
         _ => {}
@@ -317,7 +333,7 @@ fn call_of(
         Some(Value::Bool(false)) => false,
         Some(_) => return Err(ApiError::invalid("`stream` must be true or false (embeddings are not streamed)")),
     };
-    Ok(Call { operation, body: text, stream, id: format!("chatcmpl-{request_id}"), created: now, restart })
+    Ok(Call { operation, body: text, stream, id: format!("chatcmpl-{request_id}"), created: now, restart, upload: None })
 }
 
 fn caio_headers(response: &mut Response, request_id: &str, service: Option<&str>, trace: &TraceRef, attempts: usize) {
@@ -338,20 +354,43 @@ fn caio_headers(response: &mut Response, request_id: &str, service: Option<&str>
 /// An OpenAI front door: the caller is let in (authenticated, counted, its
 /// body read within the budget) before anything else.
 async fn front_door(state: AppState, headers: HeaderMap, body: Body, operation: Operation) -> Result<Response, ApiError> {
-    let Admitted { bearer, body: raw, held } = admit(&state, &headers, body).await?;
+    let limit = state.0.config.limits.body_bytes;
+    let Admitted { bearer, body: raw, held } = admit(&state, &headers, body, limit).await?;
     let body = parse_body(&raw)?;
-    let mut response = answer(state, headers, body, raw, bearer, operation).await?;
+    let text = CallBody::parse(raw).map_err(|e| ApiError::invalid(format!("the body: {e}")))?;
+    let mut response = answer(state, headers, body, text, None, bearer, operation).await?;
     response.extensions_mut().insert(held);
     Ok(response)
 }
 
-/// Answers a front door's call: `body` is the strict reading of `raw`,
-/// used to check the call and route it, then dropped; the call keeps `raw`.
+/// A front door that takes an upload (`multipart/form-data`): let in like
+/// the others, its body bounded by `limits.upload_bytes`; the file is
+/// passed on as it came, never parsed, logged or traced (its digest and
+/// length are).
+async fn upload_door(state: AppState, headers: HeaderMap, body: Body, operation: Operation) -> Result<Response, ApiError> {
+    let limit = state.0.config.limits.upload_bytes;
+    let Admitted { bearer, body: raw, held } = admit(&state, &headers, body, limit).await?;
+    let media_type = header_text(&headers, "content-type")?.unwrap_or_default();
+    let upload = FormBody::parse(media_type, raw).map_err(|e| ApiError::invalid(format!("the upload: {e}")))?;
+    if upload.file("file").is_none() {
+        return Err(ApiError::invalid("`file` is required: the audio, as a file part of the form"));
+    }
+    let fields = upload.fields();
+    let text = CallBody::from_value(&fields).map_err(|e| ApiError::invalid(format!("the upload: {e}")))?;
+    let mut response = answer(state, headers, fields, text, Some(upload), bearer, operation).await?;
+    response.extensions_mut().insert(held);
+    Ok(response)
+}
+
+/// Answers a front door's call: `body` is the strict reading of `text`
+/// (or an upload's fields), used to check the call and route it, then
+/// dropped; the call keeps `text` and the upload.
 async fn answer(
     state: AppState,
     headers: HeaderMap,
     body: Value,
-    raw: axum::body::Bytes,
+    text: CallBody,
+    upload: Option<FormBody>,
     bearer: String,
     operation: Operation,
 ) -> Result<Response, ApiError> {
@@ -367,13 +406,22 @@ async fn answer(
             )));
         }
     };
-    let text = CallBody::parse(raw).map_err(|e| ApiError::invalid(format!("the body: {e}")))?;
-    let call = call_of(operation, &body, text, &request_id, state.now(), restart)?;
+    let input = upload.as_ref().and_then(|u| u.file("file")).map(|(part, bytes)| {
+        json!({
+            "file": {
+                "sha256": caio_calculus::trace::hex(&Sha256::digest(bytes)),
+                "bytes": bytes.len(),
+                "media_type": part.media_type,
+            }
+        })
+    });
+    let mut call = call_of(operation, &body, text, &request_id, state.now(), restart)?;
+    call.upload = upload;
     drop(body);
     let Executed { trace, reply, attempts, .. } = execute(&state, request, Some(bearer), true, call).await?;
     match reply {
         Ok(Reply::Complete { service, body }) => {
-            record_later(&state, execution_body(&trace, &request_id, &attempts, Some(&service)));
+            record_later(&state, execution_body(&trace, &request_id, &attempts, Some(&service), input.as_ref()));
             let mut response = Json(body).into_response();
             caio_headers(&mut response, &request_id, Some(&service), &trace, attempts.len());
             Ok(response)
@@ -394,7 +442,7 @@ async fn answer(
                     tried.extend(last);
                 }
                 let served = tried.iter().rev().find(|a| a.outcome.starts_with("ok")).map(|a| a.service.clone());
-                record(&recorder, execution_body(&trace_ref, &id, &tried, served.as_deref())).await;
+                record(&recorder, execution_body(&trace_ref, &id, &tried, served.as_deref(), input.as_ref())).await;
             });
             let media_type = match &streamed.media_type {
                 Some(media_type) => HeaderValue::from_str(media_type)
@@ -408,7 +456,7 @@ async fn answer(
             Ok(response)
         }
         Err(failure) => {
-            record_later(&state, execution_body(&trace, &request_id, &attempts, None));
+            record_later(&state, execution_body(&trace, &request_id, &attempts, None, input.as_ref()));
             let mut response = failed(failure, &attempts).into_response();
             caio_headers(&mut response, &request_id, None, &trace, attempts.len());
             Ok(response)
@@ -442,6 +490,17 @@ pub async fn images(State(state): State<AppState>, headers: HeaderMap, body: Bod
 /// passed on as the service sends them.
 pub async fn speech(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     front_door(state, headers, body, Operation::Speech).await
+}
+
+/// `POST /v1/audio/transcriptions`: the text of an uploaded recording, in
+/// the format asked (`response_format`), as the service wrote it.
+pub async fn transcriptions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    upload_door(state, headers, body, Operation::Transcription).await
+}
+
+/// `POST /v1/audio/translations`: an uploaded recording's text in English.
+pub async fn translations(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    upload_door(state, headers, body, Operation::Translation).await
 }
 
 /// caio's own call: a routing request and what to execute.
@@ -497,9 +556,9 @@ async fn orchestrated(state: AppState, body: Value, bearer: Option<String>, admi
         "embeddings" => Operation::Embeddings,
         "rerank" => Operation::Rerank,
         "image_generation" => Operation::Images,
-        "text_to_speech" => {
+        "text_to_speech" | "speech_to_text" => {
             return Err(ApiError::invalid(
-                "`operation`: /v1/orchestrate answers JSON; ask for speech at /v1/audio/speech",
+                "`operation`: /v1/orchestrate answers JSON; use /v1/audio/speech or /v1/audio/transcriptions",
             ));
         }
         other => {
@@ -523,7 +582,7 @@ async fn orchestrated(state: AppState, body: Value, bearer: Option<String>, admi
         Ok(Reply::Complete { service, .. }) => Some(service.as_str()),
         _ => None,
     };
-    let execution = record(&state, execution_body(&trace, &request_id, &attempts, served_by)).await;
+    let execution = record(&state, execution_body(&trace, &request_id, &attempts, served_by, None)).await;
     match reply {
         Ok(Reply::Complete { service, body }) => {
             let tried = attempts.len();

@@ -27,13 +27,14 @@ pub(crate) struct Admitted {
     pub held: Held,
 }
 
-pub(crate) async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Admitted, ApiError> {
+/// Lets a caller in, then reads at most `limit` bytes of its body.
+pub(crate) async fn admit(state: &AppState, headers: &HeaderMap, body: Body, limit: usize) -> Result<Admitted, ApiError> {
     let bearer = auth::bearer(headers)?
         .ok_or_else(|| ApiError::unauthenticated("send a token: `Authorization: Bearer <token>`"))?;
     let caller = auth::caller(state, Some(&bearer)).await?;
     let limits = &state.0.config.limits;
     let slot = state.0.callers.enter(&caller.claims.sub, limits.caller_in_flight)?;
-    let (body, reserved) = state.0.bodies.read(headers, body, limits.body_bytes, limits.timeout).await?;
+    let (body, reserved) = state.0.bodies.read(headers, body, limit, limits.timeout).await?;
     Ok(Admitted { bearer, body, held: Held::new((slot, reserved)) })
 }
 
@@ -49,7 +50,7 @@ pub(crate) async fn admit_or_read(
 ) -> Result<(Option<String>, Bytes, Held, bool), ApiError> {
     match auth::bearer(headers)? {
         Some(_) => {
-            let admitted = admit(state, headers, body).await?;
+            let admitted = admit(state, headers, body, state.0.config.limits.body_bytes).await?;
             Ok((Some(admitted.bearer), admitted.body, admitted.held, true))
         }
         None => {

@@ -176,7 +176,8 @@ pub async fn execution_of(server: &Server, decision: u64) -> serde_json::Value {
     let auditor = token("auditor", &["caio:audit"]);
     for _ in 0..100 {
         for seq in decision + 1..decision + 6 {
-            let response = client.get(format!("{}/v1/traces/{seq}", server.url)).bearer_auth(&auditor).send().await.unwrap();
+            let response =
+                client.get(format!("{}/v1/traces/{seq}", server.url)).bearer_auth(&auditor).send().await.unwrap();
             if response.status() == reqwest::StatusCode::OK {
                 let body = response.json::<serde_json::Value>().await.unwrap()["body"].clone();
                 if body["kind"] == "execution" && body["decision"]["seq"] == decision {

@@ -1,13 +1,16 @@
 """The official `openai` package against caio: a chat completion, a streamed
-completion, an embedding, generated images, streamed speech and a rerank (sent with the
+completion, an embedding, generated images, streamed speech, a
+transcription of a WAV recording made here, and a rerank (sent with the
 client's own `post`, as the package has no rerank method). Prints one JSON object with what it parsed;
 the Rust test that runs it checks the values."""
 
 import base64
+import io
 import json
 import os
 import sys
 import time
+import wave
 
 from openai import OpenAI
 
@@ -42,6 +45,17 @@ with client.audio.speech.with_streaming_response.create(
         audio.append(chunk)
 audio_total_s = time.monotonic() - started
 
+recording = io.BytesIO()
+with wave.open(recording, "wb") as w:
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(16000)
+    w.writeframes(b"\x00\x00" * 16000)
+recording = recording.getvalue()
+transcript = client.audio.transcriptions.create(
+    model="speech_to_text", file=("hello.wav", recording, "audio/wav"), language="en"
+)
+
 ranked = client.post(
     "/rerank",
     body={"model": "rerank", "query": "red fox", "documents": ["a blue bird", "a red fox", "red"], "top_n": 2},
@@ -63,6 +77,8 @@ json.dump(
         "audio_type": audio_type,
         "first_audio_s": first_audio_s,
         "audio_total_s": audio_total_s,
+        "transcript": transcript.text,
+        "recording_bytes": len(recording),
         "openai_version": __import__("openai").__version__,
     },
     sys.stdout,
