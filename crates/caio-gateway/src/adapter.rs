@@ -2,7 +2,8 @@
 //! service, and its reply an answer in that format again. `openai` speaks
 //! the format already (Ollama's `/v1`, llama.cpp's server, vLLM, LM Studio,
 //! cloud APIs): the body passes through with the contract's model name.
-//! `ollama` maps to Ollama's native `/api/chat` and `/api/embeddings`.
+//! `ollama` maps to Ollama's native `/api/chat` and `/api/embeddings`;
+//! `anthropic` to the Messages API (module [`crate::anthropic`]).
 //! `http` builds the body from the contract's template and reads the
 //! answer at the contract's JSON pointers.
 //!
@@ -11,6 +12,7 @@
 use base64::Engine;
 
 pub use crate::body::CallBody;
+use crate::anthropic;
 use crate::form::FormBody;
 use caio_calculus::contract::{Adapter, Contract, HttpMapping};
 use serde_json::{Value, json};
@@ -136,6 +138,19 @@ pub struct Prepared {
     pub framing: Framing,
     /// The body's media type (`Content-Type`).
     pub media_type: String,
+    /// How the service's key is sent, when its contract names one.
+    pub key: KeyHeader,
+    /// Other headers the service's API requires.
+    pub headers: Vec<(&'static str, &'static str)>,
+}
+
+/// How a service's key is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHeader {
+    /// `Authorization: Bearer <key>` (OpenAI and most others).
+    Bearer,
+    /// `x-api-key: <key>` (Anthropic).
+    XApiKey,
 }
 
 /// How a service's stream is framed.
@@ -145,6 +160,8 @@ pub enum Framing {
     OpenaiEvents,
     /// Ollama's JSON lines, translated into OpenAI events.
     OllamaLines,
+    /// Anthropic's Messages events, translated into OpenAI events.
+    AnthropicEvents,
     /// No stream: the whole answer is sent as one event.
     Whole,
     /// Bytes that are not events (audio): passed on as they arrive; the
@@ -157,7 +174,8 @@ fn join(endpoint: &str, path: &str) -> Result<Url, String> {
     Url::parse(&joined).map_err(|e| format!("`{joined}` is not a URL: {e}"))
 }
 
-fn model(contract: &Contract, call: &Call) -> Value {
+/// The model name sent to the service: its contract's, else the caller's.
+pub(crate) fn model(contract: &Contract, call: &Call) -> Value {
     contract
         .api
         .model
@@ -257,6 +275,8 @@ fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Resu
         body: vec![serialized(&substitute(&mapping.request, &values))],
         framing: Framing::Whole,
         media_type: JSON.into(),
+        key: KeyHeader::Bearer,
+        headers: Vec::new(),
     })
 }
 
@@ -286,13 +306,13 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
                     Some(model) => upload.pieces(&[("model", model)]),
                     None => upload.pieces(&[]),
                 };
-                return Ok(Prepared { url, body, framing, media_type: upload.media_type() });
+                return Ok(Prepared { url, body, framing, media_type: upload.media_type(), key: KeyHeader::Bearer, headers: Vec::new() });
             }
             let body = match &api.model {
                 Some(model) => call.body.pieces(&[("model", serialized(model))]),
                 None => vec![call.body.text().clone()],
             };
-            Ok(Prepared { url, body, framing, media_type: JSON.into() })
+            Ok(Prepared { url, body, framing, media_type: JSON.into(), key: KeyHeader::Bearer, headers: Vec::new() })
         }
         (Adapter::Ollama, Operation::Chat) => Ok(Prepared {
             url: join(&api.endpoint, "/api/chat")?,
@@ -304,6 +324,8 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
             }))],
             framing: Framing::OllamaLines,
             media_type: JSON.into(),
+            key: KeyHeader::Bearer,
+            headers: Vec::new(),
         }),
         (Adapter::Ollama, Operation::Embeddings) => {
             let Some(Value::String(input)) = call.body.get("input") else {
@@ -314,10 +336,29 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
                 body: vec![serialized(&json!({"model": model(contract, call), "prompt": input}))],
                 framing: Framing::Whole,
                 media_type: JSON.into(),
+                key: KeyHeader::Bearer,
+                headers: Vec::new(),
             })
         }
         (Adapter::Ollama, _) => {
             Err(format!("Ollama's API serves no `{}`; use `adapter: openai`", call.operation.capability()))
+        }
+        (Adapter::Anthropic, Operation::Chat) => {
+            let Some(Value::Object(body)) = serde_json::from_slice::<Value>(call.body.text()).ok() else {
+                return Err("the body is not a JSON object".into());
+            };
+            let request = anthropic::request(&body, &model(contract, call), call.stream)?;
+            Ok(Prepared {
+                url: join(&api.endpoint, anthropic::PATH)?,
+                body: vec![serialized(&request)],
+                framing: Framing::AnthropicEvents,
+                media_type: JSON.into(),
+                key: KeyHeader::XApiKey,
+                headers: vec![("anthropic-version", anthropic::VERSION)],
+            })
+        }
+        (Adapter::Anthropic, _) => {
+            Err(format!("Anthropic's Messages API serves no `{}`; use another service", call.operation.capability()))
         }
         (Adapter::Http, _) => {
             let mapping = api.http.as_ref().ok_or("its contract has no `api.http`")?;
@@ -385,6 +426,8 @@ pub fn answer(contract: &Contract, call: &Call, reply: Value) -> Result<Value, S
             let vector = reply.get("embedding").and_then(Value::as_array).ok_or("the reply has no `embedding` list")?;
             embedding_list(call, &model, vector)
         }
+        (Adapter::Anthropic, Operation::Chat) => anthropic::answer(&reply, &call.id, call.created, &model),
+        (Adapter::Anthropic, Operation::Embeddings) => Err("the anthropic adapter reads no `embeddings` answers".into()),
         (
             _,
             Operation::Rerank

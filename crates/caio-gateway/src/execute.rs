@@ -255,7 +255,13 @@ impl Gateway {
                 request = request.timeout(limit);
             }
             if let Some(key) = key {
-                request = request.bearer_auth(key);
+                request = match prepared.key {
+                    adapter::KeyHeader::Bearer => request.bearer_auth(key),
+                    adapter::KeyHeader::XApiKey => request.header("x-api-key", key),
+                };
+            }
+            for (name, value) in &prepared.headers {
+                request = request.header(*name, *value);
             }
             let response = match tokio::time::timeout(limit, request.send()).await {
                 Err(_) => return Err(TryError::new(late, format!("no answer within {} ms", limit.as_millis()))),

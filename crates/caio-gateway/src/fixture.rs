@@ -78,6 +78,8 @@ pub enum Fault {
     NotFound,
     /// Redirects (307) to another URL.
     Redirect(String),
+    /// Answers 529 `overloaded_error`, as Anthropic's API does.
+    Overloaded,
 }
 
 #[derive(Debug)]
@@ -208,6 +210,7 @@ impl Upstream {
             .route("/api/chat", post(ollama_chat))
             .route("/api/embeddings", post(ollama_embeddings))
             .route("/generate", post(generic))
+            .route("/v1/messages", post(anthropic_messages))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let service = app.into_make_service_with_connect_info::<Connection>();
@@ -357,6 +360,11 @@ fn fail(fault: &Fault, request: &Value) -> Option<Response> {
             (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"message": "no such model"}}))).into_response()
         }
         Fault::Redirect(to) => (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to.clone())]).into_response(),
+        Fault::Overloaded => (
+            StatusCode::from_u16(529).expect("a valid status"),
+            axum::Json(json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})),
+        )
+            .into_response(),
         // The handler's response is never written: the connection resets.
         Fault::Reset => StatusCode::OK.into_response(),
         _ => return None,
@@ -683,6 +691,78 @@ async fn openai_transcription(
         "verbose_json" => axum::Json(json!({"task": "transcribe", "language": "english", "duration": 1.0, "text": heard, "segments": []})).into_response(),
         _ => axum::Json(json!({"text": heard})).into_response(),
     }
+}
+
+/// Anthropic's Messages API: the answer's words as a `message` or as its
+/// event stream; a last assistant turn is continued (prefill). Stream
+/// faults apply, counted from the first text delta; `NoDone` leaves out
+/// `message_stop`.
+async fn anthropic_messages(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (fault, request) = arrive(&shared, &connection, "/v1/messages", &headers, &body).await;
+    if let Some(response) = fault.as_ref().and_then(|f| fail(f, &request)) {
+        return response;
+    }
+    let model = request.get("model").cloned().unwrap_or(Value::Null);
+    let mut words = shared.answer();
+    let last = request.get("messages").and_then(Value::as_array).and_then(|m| m.last());
+    if let Some(last) = last.filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant")) {
+        let partial: String = match last.get("content") {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Array(blocks)) => blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect(),
+            _ => String::new(),
+        };
+        let mut covered = String::new();
+        let skip = words
+            .iter()
+            .take_while(|w| {
+                covered.push_str(w);
+                partial.starts_with(&covered)
+            })
+            .count();
+        words.drain(..skip);
+    }
+    let input_tokens = request.get("messages").and_then(Value::as_array).map_or(0, Vec::len) * 3;
+    if request.get("stream").and_then(Value::as_bool) == Some(true) {
+        let event = |name: &str, data: Value| Bytes::from(format!("event: {name}\ndata: {data}\n\n"));
+        let opening = event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_up", "type": "message", "role": "assistant", "model": model,
+                   "content": [], "stop_reason": null, "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}),
+        );
+        let block = event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}));
+        let mut events: Vec<Bytes> = words
+            .iter()
+            .map(|w| event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}})))
+            .collect();
+        // The opening goes with the first delta, so that faults count deltas.
+        if let Some(first) = events.first_mut() {
+            *first = Bytes::from([&opening[..], &block[..], &first[..]].concat());
+        }
+        events.push(Bytes::from(
+            [
+                &event("content_block_stop", json!({"type": "content_block_stop", "index": 0}))[..],
+                &event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": words.len()}}))[..],
+            ]
+            .concat(),
+        ));
+        let shape = Shape::of(fault.as_ref());
+        if shape.done {
+            events.push(event("message_stop", json!({"type": "message_stop"})));
+        }
+        let gap = *shared.chunk_gap.lock().unwrap();
+        return ([(header::CONTENT_TYPE, "text/event-stream")], stream_body(events, gap, shape)).into_response();
+    }
+    axum::Json(json!({
+        "id": "msg_up", "type": "message", "role": "assistant", "model": model,
+        "content": [{"type": "text", "text": words.concat()}],
+        "stop_reason": "end_turn", "usage": {"input_tokens": input_tokens, "output_tokens": words.len()},
+    }))
+    .into_response()
 }
 
 async fn generic(

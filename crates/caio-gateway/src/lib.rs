@@ -13,6 +13,7 @@
 //! environment at each call and only sent to the service that needs them.
 
 pub mod adapter;
+pub mod anthropic;
 pub mod body;
 pub mod breakers;
 mod clock;

@@ -13,6 +13,7 @@ use caio_calculus::contract::Contract;
 use serde_json::Value;
 
 use crate::adapter::{self, Call, Framing};
+use crate::anthropic::StreamState;
 
 /// Why a stream cannot be read on.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,13 +40,24 @@ pub struct Reader {
     /// This stream continues another: its first chunk that only says who
     /// speaks is dropped, and chunks carry the first stream's id.
     continuation: bool,
+    /// What a Messages stream said so far (its prompt's tokens, its tools).
+    anthropic: StreamState,
 }
 
 impl Reader {
     /// A reader of a stream framed as `framing`; `continuation` when the
     /// caller already received the start of the answer from another service.
     pub fn new(framing: Framing, continuation: bool) -> Reader {
-        Reader { framing, tail: Vec::new(), text: String::new(), finished: false, done: false, usage: None, continuation }
+        Reader {
+            framing,
+            tail: Vec::new(),
+            text: String::new(),
+            finished: false,
+            done: false,
+            usage: None,
+            continuation,
+            anthropic: StreamState::default(),
+        }
     }
 
     /// The text of the answer so far.
@@ -80,6 +92,14 @@ impl Reader {
         let mut out = Vec::new();
         match self.framing {
             Framing::Raw => {} // Passed on above.
+            Framing::AnthropicEvents => {
+                while let Some((end, separator)) = event_end(&self.tail) {
+                    let block: Vec<u8> = self.tail.drain(..end + separator).collect();
+                    if let Some(event) = self.anthropic_event(&block[..end], call, contract)? {
+                        out.push(event);
+                    }
+                }
+            }
             Framing::OpenaiEvents => {
                 while let Some((end, separator)) = event_end(&self.tail) {
                     let block: Vec<u8> = self.tail.drain(..end + separator).collect();
@@ -111,6 +131,36 @@ impl Reader {
             return Err(Broken::Malformed(format!("an event runs past {MAX_EVENT_BYTES} bytes")));
         }
         Ok(out)
+    }
+
+    /// One event of a Messages stream, as the OpenAI event the caller sees
+    /// (if it says something).
+    fn anthropic_event(&mut self, block: &[u8], call: &Call, contract: &Contract) -> Result<Option<Bytes>, Broken> {
+        let text = std::str::from_utf8(block).map_err(|_| Broken::Malformed("an event is not UTF-8".into()))?;
+        let data: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect();
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let data: Value = serde_json::from_str(&data.join("\n"))
+            .map_err(|e| Broken::Malformed(format!("an event is not JSON: {e}")))?;
+        let opening = data.get("type").and_then(Value::as_str) == Some("message_start");
+        let model = adapter::model(contract, call);
+        let translated = self.anthropic.event(&data, &call.id, call.created, &model).map_err(Broken::Error)?;
+        self.text.push_str(&translated.text);
+        self.finished |= translated.finished;
+        self.done |= translated.done;
+        if translated.usage.is_some() {
+            self.usage = translated.usage;
+        }
+        // A continuation's opening only says who speaks: the caller knows.
+        if opening && self.continuation {
+            return Ok(None);
+        }
+        Ok(translated.chunk.map(|chunk| adapter::event(&chunk)))
     }
 
     /// One server-sent event: its data parsed, the answer's text and state
@@ -202,6 +252,37 @@ mod tests {
         .unwrap()
         .remove(0);
         (call, contract)
+    }
+
+    #[test]
+    fn a_messages_stream_in_any_pieces_becomes_openai_events() {
+        let (call, contract) = setup();
+        let stream = concat!(
+            "event: message_start\ndata: {\"type\": \"message_start\", \"message\": {\"usage\": {\"input_tokens\": 4}}}\n\n",
+            "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+            "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_delta\", \"text\": \"Hel\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_delta\", \"text\": \"lo\"}}\n\n",
+            "event: message_delta\ndata: {\"type\": \"message_delta\", \"delta\": {\"stop_reason\": \"end_turn\"}, \"usage\": {\"output_tokens\": 2}}\n\n",
+            "event: message_stop\ndata: {\"type\": \"message_stop\"}\n\n",
+        );
+        for split in [1, 7, 64, stream.len()] {
+            let mut reader = Reader::new(Framing::AnthropicEvents, false);
+            let mut events = Vec::new();
+            for piece in stream.as_bytes().chunks(split) {
+                events.extend(reader.feed(piece, &call, &contract).unwrap());
+            }
+            assert_eq!(events.len(), 4, "the opening, two deltas and the finish; split {split}");
+            assert_eq!((reader.text(), reader.complete(), reader.done()), ("Hello", true, true));
+            assert_eq!(reader.usage(), Some(&json!({"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6})));
+            let last: Value = serde_json::from_slice(&events[3][6..]).unwrap();
+            assert_eq!((last["id"].as_str(), last["choices"][0]["finish_reason"].as_str()), (Some("chatcmpl-1"), Some("stop")));
+        }
+        // A continuation drops its opening; an error event breaks the stream.
+        let mut reader = Reader::new(Framing::AnthropicEvents, true);
+        assert!(reader.feed(&stream.as_bytes()[..100], &call, &contract).unwrap().is_empty());
+        let error = b"event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\"}}\n\n";
+        let broken = Reader::new(Framing::AnthropicEvents, false).feed(error, &call, &contract).unwrap_err();
+        assert_eq!(broken, Broken::Error(json!({"type": "overloaded_error"})));
     }
 
     fn chunk(content: &str, finish: Option<&str>) -> String {

@@ -438,3 +438,55 @@ async fn denied_address_classes_are_never_contacted() {
     assert_eq!(path(&attempts), ["named#1:egress_refused", "literal#1:egress_refused"]);
     assert_eq!(up.hits(), 0, "nothing reached the server");
 }
+
+#[tokio::test]
+async fn anthropic_answers_and_streams_in_the_openai_format_and_overload_falls_back() {
+    let (claude, spare) = (Upstream::start("claude").await, Upstream::start("spare").await);
+    let contracts = [
+        contract("claude", "anthropic", &claude.base(), r#", "credentials_env": "CAIO_TEST_ANTHROPIC_KEY""#),
+        contract("spare", "openai", &spare.openai_base(), ""),
+    ];
+    let gateway = Gateway::new(config())
+        .unwrap()
+        .with_environment(Arc::new(|name| (name == "CAIO_TEST_ANTHROPIC_KEY").then(|| "sk-ant-test".to_string())));
+    gateway.declare(&Registry::from_contracts(contracts.to_vec()).unwrap());
+    let gateway = Arc::new(gateway);
+    // A whole answer: the request as the Messages API takes it, the reply as OpenAI's.
+    let (reply, attempts) = gateway.execute(&contracts, &chat(false)).await;
+    assert_eq!(path(&attempts), ["claude#1:ok"]);
+    let reply = reply.unwrap();
+    assert_eq!(content(&reply), "Hello from upstream (claude)");
+    let Reply::Complete { body, .. } = &reply else { unreachable!() };
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["usage"]["completion_tokens"], 4);
+    let (path_seen, headers, sent) = claude.seen().pop().unwrap();
+    assert_eq!(path_seen, "/v1/messages");
+    assert_eq!(headers.get("x-api-key").unwrap(), "sk-ant-test");
+    assert_eq!(headers.get("anthropic-version").unwrap(), "2023-06-01");
+    assert!(headers.get("authorization").is_none(), "the key goes in x-api-key only");
+    assert_eq!(sent["model"], "m-claude");
+    assert_eq!(sent["messages"], json!([{"role": "user", "content": [{"type": "text", "text": "hi"}]}]));
+    assert_eq!(sent["max_tokens"], 4096);
+    // A stream: OpenAI chunks, ending in [DONE], with the usage recorded.
+    let (reply, _) = gateway.execute(&contracts, &chat(true)).await;
+    let (events, attempts) = collect(reply.unwrap()).await;
+    let text: String = events
+        .iter()
+        .filter_map(|(_, e)| e.strip_prefix("data: ")?.trim().parse::<Value>().ok())
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(text, "Hello from upstream (claude)");
+    assert_eq!(events.last().unwrap().1, "data: [DONE]\n\n");
+    assert_eq!(attempts.last().unwrap().usage, Some(json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7})));
+    // A refused request (400) is the caller's answer: neither retried nor sent on.
+    claude.push([Fault::BadRequest]);
+    let (reply, attempts) = gateway.execute(&contracts, &chat(false)).await;
+    assert_eq!(reply.unwrap_err().status, 400);
+    assert_eq!(path(&attempts), ["claude#1:rejected_400"]);
+    // 529 overloaded is retried (until the breaker opens), then the next
+    // service serves.
+    claude.always(Some(Fault::Overloaded));
+    let (reply, attempts) = gateway.execute(&contracts, &chat(false)).await;
+    assert_eq!(content(&reply.unwrap()), "Hello from upstream (spare)");
+    assert_eq!(path(&attempts), ["claude#1:server_529", "claude#2:server_529", "claude#3:breaker_open", "spare#1:ok"]);
+}

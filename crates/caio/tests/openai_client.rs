@@ -2,7 +2,8 @@
 //! (the binary, with a configuration file) in front of a model server on
 //! 127.0.0.1, for a chat completion, a streamed completion, an embedding,
 //! generated images, speech streamed as it comes, a transcription and a
-//! rerank, and its responses parse.
+//! rerank, and a chat streamed from a service that speaks Anthropic's
+//! Messages API; its responses parse.
 //!
 //! The Python interpreter is `CAIO_OPENAI_PYTHON`, else `python3`; one
 //! without the package skips the test with a message, unless
@@ -62,6 +63,17 @@ async fn the_openai_package_talks_to_caio() {
         ),
     )
     .unwrap();
+    let claude = Upstream::start("claude").await;
+    std::fs::write(
+        contracts.join("claude.yaml"),
+        format!(
+            "id: claude\nversion: 1.0.0\ncapabilities: [summarize]\nprivacy: {{ data_locality: cloud }}\n\
+             security: {{ required_permissions: [chat.basic] }}\n\
+             api: {{ adapter: anthropic, endpoint: \"{}\", model: claude-test, credentials_env: CAIO_TEST_ANTHROPIC_KEY, timeout_ms: 5000 }}\n",
+            claude.base()
+        ),
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("caio.toml"),
         "listen = \"127.0.0.1:0\"\ndb = \"caio.db\"\nregistry = \"contracts\"\n",
@@ -73,6 +85,7 @@ async fn the_openai_package_talks_to_caio() {
         .args(["serve", "--config"])
         .arg(dir.path().join("caio.toml"))
         .env("CAIO_LOG", "warn")
+        .env("CAIO_TEST_ANTHROPIC_KEY", "sk-ant-test")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -127,6 +140,10 @@ async fn the_openai_package_talks_to_caio() {
         "audio 1/4 from local-model audio 2/4 from local-model audio 3/4 from local-model audio 4/4 from local-model "
     );
     let (first, total) = (parsed["first_audio_s"].as_f64().unwrap(), parsed["audio_total_s"].as_f64().unwrap());
+    assert_eq!(parsed["summarized"], serde_json::json!(["Hello", " from", " upstream", " (claude)"]));
+    let (path, headers, sent) = claude.seen().pop().unwrap();
+    assert_eq!((path.as_str(), sent["model"].as_str(), sent["stream"].as_bool()), ("/v1/messages", Some("claude-test"), Some(true)));
+    assert_eq!(headers.get("x-api-key").unwrap(), "sk-ant-test");
     let recorded = parsed["recording_bytes"].as_u64().unwrap();
     assert_eq!(parsed["transcript"], format!("heard {recorded} bytes (local-model)"));
     assert!(first < total - 0.6, "the first audio reached the client before the rest: {first} s of {total} s");

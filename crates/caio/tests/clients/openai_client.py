@@ -1,6 +1,7 @@
 """The official `openai` package against caio: a chat completion, a streamed
 completion, an embedding, generated images, streamed speech, a
-transcription of a WAV recording made here, and a rerank (sent with the
+transcription of a WAV recording made here, a rerank, and a chat streamed
+from a service that speaks Anthropic's Messages API (`model="summarize"`) (sent with the
 client's own `post`, as the package has no rerank method). Prints one JSON object with what it parsed;
 the Rust test that runs it checks the values."""
 
@@ -56,6 +57,13 @@ transcript = client.audio.transcriptions.create(
     model="speech_to_text", file=("hello.wav", recording, "audio/wav"), language="en"
 )
 
+summarized = []
+for chunk in client.chat.completions.create(
+    model="summarize", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], stream=True
+):
+    if chunk.choices and chunk.choices[0].delta.content:
+        summarized.append(chunk.choices[0].delta.content)
+
 ranked = client.post(
     "/rerank",
     body={"model": "rerank", "query": "red fox", "documents": ["a blue bird", "a red fox", "red"], "top_n": 2},
@@ -78,6 +86,7 @@ json.dump(
         "first_audio_s": first_audio_s,
         "audio_total_s": audio_total_s,
         "transcript": transcript.text,
+        "summarized": summarized,
         "recording_bytes": len(recording),
         "openai_version": __import__("openai").__version__,
     },
