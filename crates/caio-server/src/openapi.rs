@@ -142,7 +142,22 @@ fn openai(what: &str) -> Value {
 }
 
 fn content(schema: Value) -> Value {
-    json!({"application/json": {"schema": schema}})
+    content_as("application/json", schema)
+}
+
+fn content_as(media_type: &str, schema: Value) -> Value {
+    json!({media_type: {"schema": schema}})
+}
+
+/// The media types of an operation's body and of its answer, where they
+/// are not JSON.
+fn media_types(path: &str) -> (&'static str, &'static str) {
+    match path {
+        "/v1/audio/transcriptions" | "/v1/audio/translations" => ("multipart/form-data", "application/json"),
+        "/v1/audio/speech" => ("application/json", "audio/*"),
+        "/metrics" => ("application/json", "text/plain"),
+        _ => ("application/json", "application/json"),
+    }
 }
 
 /// The document.
@@ -216,7 +231,11 @@ pub fn document() -> Value {
             .expect("every operation has its types");
         let status = if operation.method == "post" && operation.path == "/v1/services" { "201" } else { "200" };
         let mut responses = Map::new();
-        responses.insert(status.into(), json!({"description": "Success", "content": content(response.clone())}));
+        let (request_type, response_type) = media_types(operation.path);
+        responses.insert(
+            status.into(),
+            json!({"description": "Success", "content": content_as(response_type, response.clone())}),
+        );
         responses.insert(
             "default".into(),
             json!({"description": "An error, with a stable code", "content": content(error.clone())}),
@@ -230,7 +249,7 @@ pub fn document() -> Value {
             entry["security"] = json!([{"bearer": []}]);
         }
         if let Some(body) = body {
-            entry["requestBody"] = json!({"required": true, "content": content(body.clone())});
+            entry["requestBody"] = json!({"required": true, "content": content_as(request_type, body.clone())});
         }
         let parameters: Vec<Value> = operation
             .path

@@ -308,6 +308,10 @@ async fn health_metrics_openapi_and_trace_context() {
     let (status, document) = json_of(client().get(format!("{}/openapi.json", server.url)).send().await.unwrap()).await;
     assert_eq!((status, document["openapi"].clone()), (StatusCode::OK, json!("3.1.0")));
     assert!(document["components"]["schemas"]["Request"].is_object(), "the calculus's request schema is a component");
+    let upload = &document["paths"]["/v1/audio/transcriptions"]["post"];
+    assert!(upload["requestBody"]["content"]["multipart/form-data"].is_object(), "{upload}");
+    assert!(document["paths"]["/v1/audio/speech"]["post"]["responses"]["200"]["content"]["audio/*"].is_object());
+    assert!(document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]["text/plain"].is_object());
     for operation in caio_server::openapi::OPERATIONS {
         assert!(
             document["paths"][operation.path][operation.method].is_object(),
