@@ -126,6 +126,46 @@ impl Call {
     }
 }
 
+/// Whether the service can take `call` as its contract describes it
+/// (`api.audio`: the recording's format and size, the voice and the audio
+/// format asked); why not. A call it cannot take is not sent to it.
+pub fn takes(contract: &Contract, call: &Call) -> Result<(), String> {
+    let Some(audio) = &contract.api.audio else { return Ok(()) };
+    let listed = |list: &[String], item: &str| list.is_empty() || list.iter().any(|l| l == item);
+    match call.operation {
+        Operation::Transcription | Operation::Translation => {
+            let Some((part, bytes)) = call.upload.as_ref().and_then(|u| u.file("file")) else { return Ok(()) };
+            if let Some(max) = audio.max_upload_bytes
+                && bytes.len() as u64 > max
+            {
+                return Err(format!("the recording has {} bytes; its contract takes at most {max}", bytes.len()));
+            }
+            let format = part.filename.as_deref().and_then(|f| f.rsplit_once('.')).map(|(_, e)| e.to_ascii_lowercase());
+            let format = format.unwrap_or_default();
+            if !listed(&audio.input_formats, &format) {
+                return Err(format!(
+                    "its contract takes recordings in {}, not `{format}`",
+                    audio.input_formats.join(", ")
+                ));
+            }
+        }
+        Operation::Speech => {
+            let text = |name: &str| call.body.get(name).and_then(|v| v.as_str().map(str::to_string));
+            if let Some(voice) = text("voice")
+                && !listed(&audio.voices, &voice)
+            {
+                return Err(format!("its contract speaks with {}, not `{voice}`", audio.voices.join(", ")));
+            }
+            let format = text("response_format").unwrap_or_else(|| "mp3".into());
+            if !listed(&audio.output_formats, &format) {
+                return Err(format!("its contract speaks in {}, not `{format}`", audio.output_formats.join(", ")));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The request to send to a service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {

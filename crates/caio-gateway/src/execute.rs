@@ -367,7 +367,7 @@ impl Gateway {
                 record(&mut attempts, 1, "context_too_short".into(), None, Duration::ZERO, Instant::now());
                 continue;
             }
-            let prepared = match adapter::prepare(contract, call) {
+            let prepared = match adapter::takes(contract, call).and_then(|()| adapter::prepare(contract, call)) {
                 Ok(prepared) => prepared,
                 Err(why) => {
                     record(&mut attempts, 1, "unsupported".into(), None, Duration::ZERO, Instant::now());

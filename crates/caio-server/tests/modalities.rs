@@ -13,10 +13,15 @@ use support::{Server, execution_of, outcomes, token};
 
 /// A service of `capabilities` at `endpoint`; the lower `price` is preferred.
 fn service(id: &str, capabilities: &str, endpoint: &str, price: f64, adapter: &str) -> Contract {
+    service_with(id, capabilities, endpoint, price, adapter, "")
+}
+
+/// The same, with `api` fields added (`, "audio": {...}`).
+fn service_with(id: &str, capabilities: &str, endpoint: &str, price: f64, adapter: &str, api: &str) -> Contract {
     let text = format!(
         r#"{{"id": "{id}", "version": "1.0.0", "capabilities": {capabilities}, "cost": {{"per_request": {price}}},
             "privacy": {{"data_locality": "local"}}, "security": {{"required_permissions": ["chat.basic"]}},
-            "api": {{"adapter": "{adapter}", "endpoint": "{endpoint}", "model": "m-{id}", "timeout_ms": 5000}}}}"#
+            "api": {{"adapter": "{adapter}", "endpoint": "{endpoint}", "model": "m-{id}", "timeout_ms": 5000{api}}}}}"#
     );
     parse_contracts(&text, Format::Json).unwrap().remove(0)
 }
@@ -377,4 +382,57 @@ async fn an_uploaded_recording_is_transcribed_traced_by_its_digest_and_failed_ov
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(text.contains("`model` appears twice"), "{text}");
     assert_eq!(first.hits() + second.hits(), hits);
+}
+
+#[tokio::test]
+async fn a_speech_service_gets_only_the_calls_its_contract_takes() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let server = Server::start_with(
+        vec![
+            service_with("voice-a", r#"["text_to_speech"]"#, &a.openai_base(), 0.001, "openai", r#", "audio": {"voices": ["alloy"], "output_formats": ["mp3", "wav"]}"#),
+            service_with("voice-b", r#"["text_to_speech"]"#, &b.openai_base(), 0.002, "openai", r#", "audio": {"voices": ["nova"]}"#),
+            service_with("stt-a", r#"["speech_to_text"]"#, &a.openai_base(), 0.001, "openai", r#", "audio": {"max_upload_bytes": 1000}"#),
+            service_with("stt-b", r#"["speech_to_text"]"#, &b.openai_base(), 0.002, "openai", r#", "audio": {"input_formats": ["wav", "flac"]}"#),
+        ],
+        Policy::default(),
+        |_| {},
+    )
+    .await;
+    // The cheaper voice does not speak `nova`: it is passed over, never called.
+    let (status, headers, _, _) = speak(&server, json!({"model": "text_to_speech", "input": "hi", "voice": "nova"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, "x-caio-service"), "voice-b");
+    let decision: u64 = header(&headers, "x-caio-trace").parse().unwrap();
+    assert_eq!(outcomes(&execution_of(&server, decision).await), ["voice-a:unsupported", "voice-b:ok"]);
+    assert_eq!(a.hits(), 0);
+    // A voice nobody speaks: nothing is called, and the caller is told why.
+    let before = a.hits() + b.hits();
+    let (status, _, error) = post(&server, "/v1/audio/speech", json!({"model": "text_to_speech", "input": "hi", "voice": "echo"})).await;
+    assert!(status.is_client_error() || status.is_server_error(), "{status}");
+    assert!(error.to_string().contains("speaks with nova, not `echo`"), "{error}");
+    assert_eq!(a.hits() + b.hits(), before);
+    // A recording over stt-a's size goes to stt-b; an mp3 to neither.
+    let media_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    let (status, headers, text) =
+        upload(&server, "/v1/audio/transcriptions", form(&[("model", "speech_to_text")], Some(&wav(4_000))), &media_type).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(header(&headers, "x-caio-service"), "stt-b");
+    let mp3 = form(&[("model", "speech_to_text")], Some(&wav(4_000))).replace_filename();
+    let (status, _, text) = upload(&server, "/v1/audio/transcriptions", mp3, &media_type).await;
+    assert_ne!(status, StatusCode::OK);
+    assert!(text.contains("takes recordings in wav, flac, not `mp3`"), "{text}");
+}
+
+/// A form's file renamed from `hello.wav` to `hello.mp3`.
+trait RenameFile {
+    fn replace_filename(self) -> Vec<u8>;
+}
+
+impl RenameFile for Vec<u8> {
+    fn replace_filename(self) -> Vec<u8> {
+        let at = self.windows(9).position(|w| w == b"hello.wav").unwrap();
+        let mut renamed = self;
+        renamed[at + 6..at + 9].copy_from_slice(b"mp3");
+        renamed
+    }
 }
