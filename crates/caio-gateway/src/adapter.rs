@@ -178,19 +178,8 @@ pub struct Prepared {
     pub framing: Framing,
     /// The body's media type (`Content-Type`).
     pub media_type: String,
-    /// How the service's key is sent, when its contract names one.
-    pub key: KeyHeader,
     /// Other headers the service's API requires.
     pub headers: Vec<(&'static str, &'static str)>,
-}
-
-/// How a service's key is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyHeader {
-    /// `Authorization: Bearer <key>` (OpenAI and most others).
-    Bearer,
-    /// `x-api-key: <key>` (Anthropic).
-    XApiKey,
 }
 
 /// How a service's stream is framed.
@@ -315,7 +304,6 @@ fn http_prepare(contract: &Contract, mapping: &HttpMapping, call: &Call) -> Resu
         body: vec![serialized(&substitute(&mapping.request, &values))],
         framing: Framing::Whole,
         media_type: JSON.into(),
-        key: KeyHeader::Bearer,
         headers: Vec::new(),
     })
 }
@@ -346,13 +334,13 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
                     Some(model) => upload.pieces(&[("model", model)]),
                     None => upload.pieces(&[]),
                 };
-                return Ok(Prepared { url, body, framing, media_type: upload.media_type(), key: KeyHeader::Bearer, headers: Vec::new() });
+                return Ok(Prepared { url, body, framing, media_type: upload.media_type(), headers: Vec::new() });
             }
             let body = match &api.model {
                 Some(model) => call.body.pieces(&[("model", serialized(model))]),
                 None => vec![call.body.text().clone()],
             };
-            Ok(Prepared { url, body, framing, media_type: JSON.into(), key: KeyHeader::Bearer, headers: Vec::new() })
+            Ok(Prepared { url, body, framing, media_type: JSON.into(), headers: Vec::new() })
         }
         (Adapter::Ollama, Operation::Chat) => Ok(Prepared {
             url: join(&api.endpoint, "/api/chat")?,
@@ -364,7 +352,6 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
             }))],
             framing: Framing::OllamaLines,
             media_type: JSON.into(),
-            key: KeyHeader::Bearer,
             headers: Vec::new(),
         }),
         (Adapter::Ollama, Operation::Embeddings) => {
@@ -376,7 +363,6 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
                 body: vec![serialized(&json!({"model": model(contract, call), "prompt": input}))],
                 framing: Framing::Whole,
                 media_type: JSON.into(),
-                key: KeyHeader::Bearer,
                 headers: Vec::new(),
             })
         }
@@ -393,7 +379,6 @@ pub fn prepare(contract: &Contract, call: &Call) -> Result<Prepared, String> {
                 body: vec![serialized(&request)],
                 framing: Framing::AnthropicEvents,
                 media_type: JSON.into(),
-                key: KeyHeader::XApiKey,
                 headers: vec![("anthropic-version", anthropic::VERSION)],
             })
         }

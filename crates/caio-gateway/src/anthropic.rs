@@ -8,8 +8,10 @@
 
 use serde_json::{Map, Value, json};
 
-/// The API version caio speaks (the `anthropic-version` header).
-pub const VERSION: &str = "2023-06-01";
+/// The API version caio speaks (the `anthropic-version` header): the one
+/// the official `anthropic` package 2.17 sends, whose requests caio's are
+/// checked against (`tests/anthropic_wire.rs`).
+pub const VERSION: &str = "2026-10-21";
 
 /// The path of the Messages API under the endpoint (`https://api.anthropic.com`).
 pub const PATH: &str = "/v1/messages";
@@ -73,11 +75,9 @@ pub fn request(body: &Map<String, Value>, model: &Value, stream: bool) -> Result
     let turns: Vec<Value> =
         turns.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect();
     request.insert("messages".into(), Value::Array(turns));
-    for field in ["temperature", "top_p"] {
-        if let Some(value) = body.get(field).filter(|v| !v.is_null()) {
-            request.insert(field.into(), value.clone());
-        }
-    }
+    // `temperature` and `top_p` are not sent: the current Messages API
+    // takes neither (the official `anthropic` package has no such
+    // parameter), and a field it does not take could have the call refused.
     match body.get("stop") {
         Some(Value::String(stop)) => {
             request.insert("stop_sequences".into(), json!([stop]));
@@ -340,7 +340,6 @@ mod tests {
                     ]},
                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "seen"}]},
                 ],
-                "temperature": 0.3,
                 "stop_sequences": ["END"],
                 "tools": [{"name": "look", "description": "Look", "input_schema": {"type": "object"}}],
                 "tool_choice": {"type": "any"},

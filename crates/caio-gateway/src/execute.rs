@@ -255,10 +255,7 @@ impl Gateway {
                 request = request.timeout(limit);
             }
             if let Some(key) = key {
-                request = match prepared.key {
-                    adapter::KeyHeader::Bearer => request.bearer_auth(key),
-                    adapter::KeyHeader::XApiKey => request.header("x-api-key", key),
-                };
+                request = request.bearer_auth(key);
             }
             for (name, value) in &prepared.headers {
                 request = request.header(*name, *value);

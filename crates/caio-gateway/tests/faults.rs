@@ -461,9 +461,8 @@ async fn anthropic_answers_and_streams_in_the_openai_format_and_overload_falls_b
     assert_eq!(body["usage"]["completion_tokens"], 4);
     let (path_seen, headers, sent) = claude.seen().pop().unwrap();
     assert_eq!(path_seen, "/v1/messages");
-    assert_eq!(headers.get("x-api-key").unwrap(), "sk-ant-test");
-    assert_eq!(headers.get("anthropic-version").unwrap(), "2023-06-01");
-    assert!(headers.get("authorization").is_none(), "the key goes in x-api-key only");
+    assert_eq!(headers.get("authorization").unwrap(), "Bearer sk-ant-test");
+    assert_eq!(headers.get("anthropic-version").unwrap(), "2026-10-21");
     assert_eq!(sent["model"], "m-claude");
     assert_eq!(sent["messages"], json!([{"role": "user", "content": [{"type": "text", "text": "hi"}]}]));
     assert_eq!(sent["max_tokens"], 4096);

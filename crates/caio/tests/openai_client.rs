@@ -143,7 +143,7 @@ async fn the_openai_package_talks_to_caio() {
     assert_eq!(parsed["summarized"], serde_json::json!(["Hello", " from", " upstream", " (claude)"]));
     let (path, headers, sent) = claude.seen().pop().unwrap();
     assert_eq!((path.as_str(), sent["model"].as_str(), sent["stream"].as_bool()), ("/v1/messages", Some("claude-test"), Some(true)));
-    assert_eq!(headers.get("x-api-key").unwrap(), "sk-ant-test");
+    assert_eq!(headers.get("authorization").unwrap(), "Bearer sk-ant-test");
     let recorded = parsed["recording_bytes"].as_u64().unwrap();
     assert_eq!(parsed["transcript"], format!("heard {recorded} bytes (local-model)"));
     assert!(first < total - 0.6, "the first audio reached the client before the rest: {first} s of {total} s");
