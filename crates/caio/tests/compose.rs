@@ -48,5 +48,5 @@ fn the_replicas_configuration_starts_a_server() {
     );
     let ready: serde_json::Value = reqwest::blocking::get(format!("{}/readyz", replica.url)).unwrap().json().unwrap();
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["services"], 9, "the example contracts are registered");
+    assert_eq!(ready["services"], 10, "the example contracts are registered");
 }

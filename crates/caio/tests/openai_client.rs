@@ -120,7 +120,12 @@ async fn the_openai_package_talks_to_caio() {
     })
     .await
     .unwrap();
-    drop(served);
+    // A graceful stop: the executions of the last calls are recorded.
+    let pid = served.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut served = served;
+    let stopped = tokio::task::spawn_blocking(move || served.0.wait().map(|s| s.success())).await.unwrap();
+    assert!(matches!(stopped, Ok(true)), "caio stops gracefully: {stopped:?}");
     assert!(output.status.success(), "the client failed:\n{}", String::from_utf8_lossy(&output.stderr));
     let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
     eprintln!("openai {} parsed: {parsed}", parsed["openai_version"]);
@@ -146,6 +151,21 @@ async fn the_openai_package_talks_to_caio() {
     assert_eq!(headers.get("authorization").unwrap(), "Bearer sk-ant-test");
     let recorded = parsed["recording_bytes"].as_u64().unwrap();
     assert_eq!(parsed["transcript"], format!("heard {recorded} bytes (local-model)"));
+    // Every call's decision and execution are in the chain, and it verifies.
+    let db = dir.path().join("caio.db");
+    let verified = Command::new(caio).args(["trace", "verify"]).arg(&db).output().unwrap();
+    let report = String::from_utf8_lossy(&verified.stdout).to_string();
+    assert!(verified.status.success(), "{report}");
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let count = |kind: &str| -> i64 {
+        connection
+            .query_row("SELECT count(*) FROM traces WHERE json_extract(body, '$.kind') = ?1", [kind], |row| row.get(0))
+            .unwrap()
+    };
+    // chat, streamed chat, embeddings, images, speech, transcription,
+    // the Anthropic-served stream and rerank.
+    assert_eq!(count("execution"), 8, "{report}");
+    assert!(report.contains("ok: 16 checked"), "a decision and an execution each: {report}");
     assert!(first < total - 0.6, "the first audio reached the client before the rest: {first} s of {total} s");
     assert_eq!(upstream.seen().iter().filter(|(p, _, _)| p == "/v1/chat/completions").count(), 2);
 }
