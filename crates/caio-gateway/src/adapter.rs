@@ -69,15 +69,14 @@ impl Operation {
         }
     }
 
-    /// The list of results an answer of its API must have.
-    fn answer_list(self) -> &'static str {
+    /// The list of results an answer of its API must have; `None` for the
+    /// answers passed on as bytes, never read as JSON ([`answers_bytes`]).
+    fn answer_list(self) -> Option<&'static str> {
         match self {
-            Operation::Chat => "choices",
-            Operation::Embeddings | Operation::Images => "data",
-            Operation::Rerank => "results",
-            // Audio, and text in the format asked: passed on as bytes, never
-            // read as a JSON answer.
-            Operation::Speech | Operation::Transcription | Operation::Translation => "audio",
+            Operation::Chat => Some("choices"),
+            Operation::Embeddings | Operation::Images => Some("data"),
+            Operation::Rerank => Some("results"),
+            Operation::Speech | Operation::Transcription | Operation::Translation => None,
         }
     }
 }
@@ -434,7 +433,9 @@ pub fn answer(contract: &Contract, call: &Call, reply: Value) -> Result<Value, S
     let model = model(contract, call);
     match (contract.api.adapter, call.operation) {
         (Adapter::Openai, operation) => {
-            let list = operation.answer_list();
+            let list = operation
+                .answer_list()
+                .ok_or_else(|| format!("`{}` answers are bytes, not JSON", operation.capability()))?;
             reply.get(list).and_then(Value::as_array).ok_or_else(|| format!("the reply has no `{list}` list"))?;
             Ok(reply)
         }

@@ -578,7 +578,7 @@ impl Gateway {
                 Ok(Some(Ok(bytes))) => bytes,
             };
             got_any = true;
-            let events = match reader.feed(&bytes, call, contract) {
+            let events = match reader.feed_chunk(bytes, call, contract) {
                 Ok(events) => events,
                 Err(Broken::Malformed(why)) => {
                     tracing::info!(target: "caio::gateway", service = %contract.id, %why, "malformed stream");

@@ -371,10 +371,36 @@ fn fail(fault: &Fault, request: &Value) -> Option<Response> {
     })
 }
 
-/// The assistant's partial answer, when the request ends with one.
+/// The assistant's partial answer, when the request ends with one: its
+/// text, or its text blocks (the Messages API's shape).
 fn prefill(request: &Value) -> Option<String> {
     let last = request.get("messages")?.as_array()?.last()?;
-    (last.get("role")?.as_str()? == "assistant").then(|| last.get("content")?.as_str().map(str::to_string))?
+    if last.get("role")?.as_str()? != "assistant" {
+        return None;
+    }
+    match last.get("content")? {
+        Value::String(text) => Some(text.clone()),
+        Value::Array(blocks) => Some(blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect()),
+        _ => None,
+    }
+}
+
+/// The answer's words left once the request's partial answer (prefill) is
+/// said: a service that continues it answers only the rest.
+fn continuing(mut words: Vec<String>, request: &Value) -> Vec<String> {
+    let Some(partial) = prefill(request) else { return words };
+    if words.concat().starts_with(&partial) {
+        let mut covered = String::new();
+        let said = words
+            .iter()
+            .take_while(|w| {
+                covered.push_str(w);
+                partial.starts_with(&covered)
+            })
+            .count();
+        words.drain(..said);
+    }
+    words
 }
 
 /// How a stream goes wrong, if it does.
@@ -445,19 +471,7 @@ async fn openai_chat(
         return response;
     }
     let model = request.get("model").cloned().unwrap_or(Value::Null);
-    let mut words = shared.answer();
-    // Prefill: continue the assistant's partial answer where it stopped.
-    if let Some(partial) = prefill(&request) {
-        let mut covered = String::new();
-        let skip = words.iter().take_while(|w| {
-            covered.push_str(w);
-            partial.starts_with(&covered)
-        });
-        let skip = skip.count();
-        if words.concat().starts_with(&partial) {
-            words.drain(..skip);
-        }
-    }
+    let words = continuing(shared.answer(), &request);
     let prompt_tokens = request.get("messages").and_then(Value::as_array).map_or(0, Vec::len) * 3;
     let chunk = |delta: Value, finish: Value| {
         let chunk = json!({"id": "up-1", "object": "chat.completion.chunk", "created": 1, "model": model,
@@ -708,24 +722,7 @@ async fn anthropic_messages(
         return response;
     }
     let model = request.get("model").cloned().unwrap_or(Value::Null);
-    let mut words = shared.answer();
-    let last = request.get("messages").and_then(Value::as_array).and_then(|m| m.last());
-    if let Some(last) = last.filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant")) {
-        let partial: String = match last.get("content") {
-            Some(Value::String(text)) => text.clone(),
-            Some(Value::Array(blocks)) => blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect(),
-            _ => String::new(),
-        };
-        let mut covered = String::new();
-        let skip = words
-            .iter()
-            .take_while(|w| {
-                covered.push_str(w);
-                partial.starts_with(&covered)
-            })
-            .count();
-        words.drain(..skip);
-    }
+    let words = continuing(shared.answer(), &request);
     let input_tokens = request.get("messages").and_then(Value::as_array).map_or(0, Vec::len) * 3;
     if request.get("stream").and_then(Value::as_bool) == Some(true) {
         let event = |name: &str, data: Value| Bytes::from(format!("event: {name}\ndata: {data}\n\n"));

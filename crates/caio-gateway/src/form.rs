@@ -29,8 +29,6 @@ pub struct Part {
     pub filename: Option<String>,
     /// Its media type, if it gave one.
     pub media_type: Option<String>,
-    /// Where the part starts (its head) in the body.
-    start: usize,
     /// Where its content lies in the body.
     content: Range<usize>,
 }
@@ -86,7 +84,7 @@ impl FormBody {
             if filename.is_none() && std::str::from_utf8(&text[content.clone()]).is_err() {
                 return Err(format!("the field `{name}` is not UTF-8 text"));
             }
-            parts.push(Part { name, filename, media_type, start, content });
+            parts.push(Part { name, filename, media_type, content });
             at = content_start + content_len + 2;
         }
     }
@@ -158,12 +156,6 @@ impl FormBody {
         }
         pieces.push(self.text.slice(self.end..));
         pieces
-    }
-
-    /// Where the parts start, for tests of the slices.
-    #[cfg(test)]
-    fn starts(&self) -> Vec<usize> {
-        self.parts.iter().map(|p| p.start).collect()
     }
 }
 
@@ -302,7 +294,6 @@ mod tests {
             form.fields(),
             serde_json::json!({"model": "speech_to_text", "timestamp_granularities": ["word", "segment"]})
         );
-        assert_eq!(form.starts()[0], 7);
     }
 
     #[test]

@@ -81,6 +81,15 @@ impl Reader {
         self.usage.as_ref()
     }
 
+    /// Takes a chunk as it came off the wire: raw bytes (audio) are passed
+    /// on as they are, without a copy; framed ones go through [`Reader::feed`].
+    pub fn feed_chunk(&mut self, bytes: Bytes, call: &Call, contract: &Contract) -> Result<Vec<Bytes>, Broken> {
+        if self.framing == Framing::Raw {
+            return Ok(vec![bytes]);
+        }
+        self.feed(&bytes, call, contract)
+    }
+
     /// Takes more bytes; returns the events now complete, in the OpenAI
     /// format, ready for the caller (never `[DONE]`: the executor ends the
     /// stream itself).
@@ -92,20 +101,16 @@ impl Reader {
         let mut out = Vec::new();
         match self.framing {
             Framing::Raw => {} // Passed on above.
-            Framing::AnthropicEvents => {
+            Framing::OpenaiEvents | Framing::AnthropicEvents => {
                 while let Some((end, separator)) = event_end(&self.tail) {
                     let block: Vec<u8> = self.tail.drain(..end + separator).collect();
-                    if let Some(event) = self.anthropic_event(&block[..end], call, contract)? {
-                        out.push(event);
-                    }
-                }
-            }
-            Framing::OpenaiEvents => {
-                while let Some((end, separator)) = event_end(&self.tail) {
-                    let block: Vec<u8> = self.tail.drain(..end + separator).collect();
-                    if let Some(event) = self.openai_event(&block[..end], call)? {
-                        out.push(event);
-                    }
+                    // A comment or a keep-alive has no data.
+                    let Some(data) = event_data(&block[..end])? else { continue };
+                    let event = match self.framing {
+                        Framing::AnthropicEvents => self.anthropic_event(&data, call, contract)?,
+                        _ => self.openai_event(&block[..end], &data, call)?,
+                    };
+                    out.extend(event);
                 }
             }
             Framing::OllamaLines | Framing::Whole => {
@@ -135,17 +140,8 @@ impl Reader {
 
     /// One event of a Messages stream, as the OpenAI event the caller sees
     /// (if it says something).
-    fn anthropic_event(&mut self, block: &[u8], call: &Call, contract: &Contract) -> Result<Option<Bytes>, Broken> {
-        let text = std::str::from_utf8(block).map_err(|_| Broken::Malformed("an event is not UTF-8".into()))?;
-        let data: Vec<&str> = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect();
-        if data.is_empty() {
-            return Ok(None);
-        }
-        let data: Value = serde_json::from_str(&data.join("\n"))
+    fn anthropic_event(&mut self, data: &str, call: &Call, contract: &Contract) -> Result<Option<Bytes>, Broken> {
+        let data: Value = serde_json::from_str(data)
             .map_err(|e| Broken::Malformed(format!("an event is not JSON: {e}")))?;
         let opening = data.get("type").and_then(Value::as_str) == Some("message_start");
         let model = adapter::model(contract, call);
@@ -165,23 +161,13 @@ impl Reader {
 
     /// One server-sent event: its data parsed, the answer's text and state
     /// kept, the event itself returned if the caller should see it.
-    fn openai_event(&mut self, block: &[u8], call: &Call) -> Result<Option<Bytes>, Broken> {
-        let text = std::str::from_utf8(block).map_err(|_| Broken::Malformed("an event is not UTF-8".into()))?;
-        let data: Vec<&str> = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect();
-        if data.is_empty() {
-            return Ok(None); // A comment or a keep-alive.
-        }
-        let data = data.join("\n");
+    fn openai_event(&mut self, block: &[u8], data: &str, call: &Call) -> Result<Option<Bytes>, Broken> {
         if data.trim() == "[DONE]" {
             self.done = true;
             return Ok(None);
         }
         let mut chunk: Value =
-            serde_json::from_str(&data).map_err(|e| Broken::Malformed(format!("a chunk is not JSON: {e}")))?;
+            serde_json::from_str(data).map_err(|e| Broken::Malformed(format!("a chunk is not JSON: {e}")))?;
         if let Some(error) = chunk.get("error") {
             return Err(Broken::Error(error.clone()));
         }
@@ -215,6 +201,18 @@ impl Reader {
         }
         Ok(Some(adapter::event(&chunk)))
     }
+}
+
+/// The data of one server-sent event (its `data:` lines joined), or `None`
+/// for an event without data (a comment, a keep-alive).
+fn event_data(block: &[u8]) -> Result<Option<String>, Broken> {
+    let text = std::str::from_utf8(block).map_err(|_| Broken::Malformed("an event is not UTF-8".into()))?;
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        .collect();
+    Ok((!data.is_empty()).then(|| data.join("\n")))
 }
 
 /// Where the first complete event of `bytes` ends, and the length of its

@@ -79,26 +79,25 @@ impl TraceContext {
     }
 }
 
+/// The routes that execute calls on model servers: they wait on them, and
+/// have their own bound (`limits.call_timeout_ms`).
+const EXECUTED: [&str; 8] = [
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/rerank",
+    "/v1/images/generations",
+    "/v1/audio/speech",
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+    "/v1/orchestrate",
+];
+
 /// The route a path belongs to, for metrics and logs: a bounded set of labels.
 pub fn route_label(path: &str) -> &'static str {
-    const FIXED: [&str; 15] = [
-        "/v1/route",
-        "/v1/services",
-        "/v1/traces/verify",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/openapi.json",
-        "/v1/chat/completions",
-        "/v1/embeddings",
-        "/v1/rerank",
-        "/v1/images/generations",
-        "/v1/audio/speech",
-        "/v1/audio/transcriptions",
-        "/v1/audio/translations",
-        "/v1/orchestrate",
-    ];
-    if let Some(fixed) = FIXED.iter().find(|f| **f == path) {
+    // The operations the API serves (one list: `openapi::OPERATIONS`, which
+    // a test checks are all routed), less those with a path parameter.
+    let fixed = crate::openapi::OPERATIONS.iter().map(|o| o.path).find(|p| *p == path && !p.contains('{'));
+    if let Some(fixed) = fixed {
         return fixed;
     }
     if path.starts_with("/v1/services/") {
@@ -155,17 +154,7 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let method = request.method().to_string();
     let route = route_label(request.uri().path());
     // Executed calls wait for model servers: they have their own bound.
-    let executes = matches!(
-        route,
-        "/v1/chat/completions"
-            | "/v1/embeddings"
-            | "/v1/rerank"
-            | "/v1/images/generations"
-            | "/v1/audio/speech"
-            | "/v1/audio/transcriptions"
-            | "/v1/audio/translations"
-            | "/v1/orchestrate"
-    );
+    let executes = EXECUTED.contains(&route);
     let timeout = if executes { state.0.config.limits.call_timeout } else { state.0.config.limits.timeout };
     // Operators must see a flooded server: health and metrics are never shed.
     let sheddable = !matches!(route, "/healthz" | "/readyz" | "/metrics");
@@ -246,5 +235,8 @@ mod tests {
         assert_eq!(route_label("/v1/traces/17"), "/v1/traces/{seq}");
         assert_eq!(route_label("/v1/traces/verify"), "/v1/traces/verify");
         assert_eq!(route_label("/wp-admin"), "other");
+        for executed in EXECUTED {
+            assert_eq!(route_label(executed), executed, "an executing route is an operation of the API");
+        }
     }
 }

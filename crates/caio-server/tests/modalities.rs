@@ -26,6 +26,11 @@ fn service_with(id: &str, capabilities: &str, endpoint: &str, price: f64, adapte
     parse_contracts(&text, Format::Json).unwrap().remove(0)
 }
 
+/// caio over `services`, with the default policy and configuration.
+async fn serve(services: Vec<Contract>) -> Server {
+    Server::start_with(services, Policy::default(), |_| {}).await
+}
+
 async fn post(server: &Server, path: &str, body: Value) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let response = reqwest::Client::new()
         .post(format!("{}{path}", server.url))
@@ -45,14 +50,10 @@ fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
 #[tokio::test]
 async fn rerank_is_routed_executed_traced_and_falls_back() {
     let (first, second) = (Upstream::start("first").await, Upstream::start("second").await);
-    let server = Server::start_with(
-        vec![
-            service("rerank-a", r#"["rerank"]"#, &first.openai_base(), 0.001, "openai"),
-            service("rerank-b", r#"["rerank"]"#, &second.openai_base(), 0.002, "openai"),
-        ],
-        Policy::default(),
-        |_| {},
-    )
+    let server = serve(vec![
+        service("rerank-a", r#"["rerank"]"#, &first.openai_base(), 0.001, "openai"),
+        service("rerank-b", r#"["rerank"]"#, &second.openai_base(), 0.002, "openai"),
+    ])
     .await;
     let body = json!({
         "model": "rerank",
@@ -95,14 +96,10 @@ async fn rerank_is_routed_executed_traced_and_falls_back() {
 #[tokio::test]
 async fn an_adapter_without_the_operation_is_passed_over() {
     let (ollama, openai) = (Upstream::start("ollama").await, Upstream::start("openai").await);
-    let server = Server::start_with(
-        vec![
-            service("cheap-ollama", r#"["rerank"]"#, &ollama.base(), 0.001, "ollama"),
-            service("openai-rerank", r#"["rerank"]"#, &openai.openai_base(), 0.002, "openai"),
-        ],
-        Policy::default(),
-        |_| {},
-    )
+    let server = serve(vec![
+        service("cheap-ollama", r#"["rerank"]"#, &ollama.base(), 0.001, "ollama"),
+        service("openai-rerank", r#"["rerank"]"#, &openai.openai_base(), 0.002, "openai"),
+    ])
     .await;
     let body = json!({"model": "rerank", "query": "q", "documents": ["q"]});
     let (status, headers, answer) = post(&server, "/v1/rerank", body).await;
@@ -114,12 +111,7 @@ async fn an_adapter_without_the_operation_is_passed_over() {
 #[tokio::test]
 async fn images_are_generated_as_urls_or_base64() {
     let up = Upstream::start("painter").await;
-    let server = Server::start_with(
-        vec![service("painter", r#"["image_generation"]"#, &up.openai_base(), 0.01, "openai")],
-        Policy::default(),
-        |_| {},
-    )
-    .await;
+    let server = serve(vec![service("painter", r#"["image_generation"]"#, &up.openai_base(), 0.01, "openai")]).await;
     let (status, _, answer) =
         post(&server, "/v1/images/generations", json!({"model": "image_generation", "prompt": "a red fox", "n": 2}))
             .await;
@@ -148,14 +140,10 @@ async fn images_are_generated_as_urls_or_base64() {
 #[tokio::test]
 async fn a_chat_with_images_goes_only_to_services_that_see_them() {
     let (text, eyes) = (Upstream::start("text").await, Upstream::start("eyes").await);
-    let server = Server::start_with(
-        vec![
-            service("text-only", r#"["chat"]"#, &text.openai_base(), 0.001, "openai"),
-            service("sees", r#"["chat", "vision"]"#, &eyes.openai_base(), 0.01, "openai"),
-        ],
-        Policy::default(),
-        |_| {},
-    )
+    let server = serve(vec![
+        service("text-only", r#"["chat"]"#, &text.openai_base(), 0.001, "openai"),
+        service("sees", r#"["chat", "vision"]"#, &eyes.openai_base(), 0.01, "openai"),
+    ])
     .await;
     let plain = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]});
     let (status, headers, answer) = post(&server, "/v1/chat/completions", plain).await;
@@ -200,14 +188,10 @@ async fn speech_streams_audio_as_it_comes_and_falls_back_before_the_first_byte()
     for up in [&first, &second] {
         up.chunk_gap(std::time::Duration::from_millis(150));
     }
-    let server = Server::start_with(
-        vec![
-            service("voice-a", r#"["text_to_speech"]"#, &first.openai_base(), 0.001, "openai"),
-            service("voice-b", r#"["text_to_speech"]"#, &second.openai_base(), 0.002, "openai"),
-        ],
-        Policy::default(),
-        |_| {},
-    )
+    let server = serve(vec![
+        service("voice-a", r#"["text_to_speech"]"#, &first.openai_base(), 0.001, "openai"),
+        service("voice-b", r#"["text_to_speech"]"#, &second.openai_base(), 0.002, "openai"),
+    ])
     .await;
     let request =
         json!({"model": "text_to_speech", "input": "Hello there", "voice": "alloy", "response_format": "wav"});
@@ -387,19 +371,44 @@ async fn an_uploaded_recording_is_transcribed_traced_by_its_digest_and_failed_ov
 #[tokio::test]
 async fn a_speech_service_gets_only_the_calls_its_contract_takes() {
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
-    let server = Server::start_with(
-        vec![
-            service_with("voice-a", r#"["text_to_speech"]"#, &a.openai_base(), 0.001, "openai", r#", "audio": {"voices": ["alloy"], "output_formats": ["mp3", "wav"]}"#),
-            service_with("voice-b", r#"["text_to_speech"]"#, &b.openai_base(), 0.002, "openai", r#", "audio": {"voices": ["nova"]}"#),
-            service_with("stt-a", r#"["speech_to_text"]"#, &a.openai_base(), 0.001, "openai", r#", "audio": {"max_upload_bytes": 1000}"#),
-            service_with("stt-b", r#"["speech_to_text"]"#, &b.openai_base(), 0.002, "openai", r#", "audio": {"input_formats": ["wav", "flac"]}"#),
-        ],
-        Policy::default(),
-        |_| {},
-    )
+    let server = serve(vec![
+        service_with(
+            "voice-a",
+            r#"["text_to_speech"]"#,
+            &a.openai_base(),
+            0.001,
+            "openai",
+            r#", "audio": {"voices": ["alloy"], "output_formats": ["mp3", "wav"]}"#,
+        ),
+        service_with(
+            "voice-b",
+            r#"["text_to_speech"]"#,
+            &b.openai_base(),
+            0.002,
+            "openai",
+            r#", "audio": {"voices": ["nova"]}"#,
+        ),
+        service_with(
+            "stt-a",
+            r#"["speech_to_text"]"#,
+            &a.openai_base(),
+            0.001,
+            "openai",
+            r#", "audio": {"max_upload_bytes": 1000}"#,
+        ),
+        service_with(
+            "stt-b",
+            r#"["speech_to_text"]"#,
+            &b.openai_base(),
+            0.002,
+            "openai",
+            r#", "audio": {"input_formats": ["wav", "flac"]}"#,
+        ),
+    ])
     .await;
     // The cheaper voice does not speak `nova`: it is passed over, never called.
-    let (status, headers, _, _) = speak(&server, json!({"model": "text_to_speech", "input": "hi", "voice": "nova"})).await;
+    let (status, headers, _, _) =
+        speak(&server, json!({"model": "text_to_speech", "input": "hi", "voice": "nova"})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(header(&headers, "x-caio-service"), "voice-b");
     let decision: u64 = header(&headers, "x-caio-trace").parse().unwrap();
@@ -407,14 +416,20 @@ async fn a_speech_service_gets_only_the_calls_its_contract_takes() {
     assert_eq!(a.hits(), 0);
     // A voice nobody speaks: nothing is called, and the caller is told why.
     let before = a.hits() + b.hits();
-    let (status, _, error) = post(&server, "/v1/audio/speech", json!({"model": "text_to_speech", "input": "hi", "voice": "echo"})).await;
+    let (status, _, error) =
+        post(&server, "/v1/audio/speech", json!({"model": "text_to_speech", "input": "hi", "voice": "echo"})).await;
     assert!(status.is_client_error() || status.is_server_error(), "{status}");
     assert!(error.to_string().contains("speaks with nova, not `echo`"), "{error}");
     assert_eq!(a.hits() + b.hits(), before);
     // A recording over stt-a's size goes to stt-b; an mp3 to neither.
     let media_type = format!("multipart/form-data; boundary={BOUNDARY}");
-    let (status, headers, text) =
-        upload(&server, "/v1/audio/transcriptions", form(&[("model", "speech_to_text")], Some(&wav(4_000))), &media_type).await;
+    let (status, headers, text) = upload(
+        &server,
+        "/v1/audio/transcriptions",
+        form(&[("model", "speech_to_text")], Some(&wav(4_000))),
+        &media_type,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(header(&headers, "x-caio-service"), "stt-b");
     let mp3 = form(&[("model", "speech_to_text")], Some(&wav(4_000))).replace_filename();

@@ -108,12 +108,13 @@ struct Served {
 }
 
 fn serve(db: &Path) -> Served {
-    serve_with(db, None)
+    serve_with(db, None, &[])
 }
 
 /// `caio serve`, with the limit on open files `ulimit` sets with
-/// `descriptors` (such as `-n 256`) when given.
-fn serve_with(db: &Path, descriptors: Option<&str>) -> Served {
+/// `descriptors` (such as `-n 256`) when given, and environment variables
+/// set (`Some`) or removed (`None`).
+fn serve_with(db: &Path, descriptors: Option<&str>, environment: &[(&str, Option<&str>)]) -> Served {
     let mut command = match descriptors {
         None => Command::new(env!("CARGO_BIN_EXE_caio")),
         Some(limit) => {
@@ -122,6 +123,12 @@ fn serve_with(db: &Path, descriptors: Option<&str>) -> Served {
             shell
         }
     };
+    for (name, value) in environment {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
     let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
@@ -190,7 +197,7 @@ fn serve_answers_and_stops_gracefully_on_sigterm() {
 #[test]
 fn with_few_descriptors_idle_connections_cannot_make_serve_unreachable() {
     let dir = tempfile::tempdir().unwrap();
-    let mut served = serve_with(&dir.path().join("caio.db"), Some("-n 256"));
+    let mut served = serve_with(&dir.path().join("caio.db"), Some("-n 256"), &[]);
     let address = served.url.trim_start_matches("http://").to_string();
     // More idle connections than the process may hold descriptors.
     let idle: Vec<std::net::TcpStream> = (0..300).filter_map(|_| std::net::TcpStream::connect(&address).ok()).collect();
@@ -221,7 +228,7 @@ fn descriptor_limits(pid: u32) -> (String, String) {
 #[test]
 fn serve_raises_its_soft_descriptor_limit_to_the_hard_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let mut served = serve_with(&dir.path().join("caio.db"), Some("-S -n 256"));
+    let mut served = serve_with(&dir.path().join("caio.db"), Some("-S -n 256"), &[]);
     let (soft, hard) = descriptor_limits(served.child.id());
     // An unlimited (or larger) hard limit is taken as the kernel's usual
     // ceiling on open files per process.
@@ -234,27 +241,15 @@ fn serve_raises_its_soft_descriptor_limit_to_the_hard_limit() {
 #[test]
 fn serve_runs_with_the_servers_allocator_settings_and_keeps_the_operators() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_caio"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.path().join("caio.db"))
-        .current_dir(root())
-        .env("CAIO_LOG", "warn")
-        .env("MIMALLOC_PURGE_DELAY", "5")
-        .env_remove("MIMALLOC_ARENA_EAGER_COMMIT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("caio listening on "), "{line}");
-    let environment = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+    let environment = [("MIMALLOC_PURGE_DELAY", Some("5")), ("MIMALLOC_ARENA_EAGER_COMMIT", None)];
+    let mut served = serve_with(&dir.path().join("caio.db"), None, &environment);
+    let read = std::fs::read(format!("/proc/{}/environ", served.child.id())).unwrap();
     let variables: Vec<String> =
-        environment.split(|b| *b == 0).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+        read.split(|b| *b == 0).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
     assert!(variables.contains(&"MIMALLOC_ARENA_EAGER_COMMIT=0".to_string()), "{variables:?}");
     assert!(variables.contains(&"MIMALLOC_PURGE_DELAY=5".to_string()), "the operator's value stays: {variables:?}");
-    child.kill().unwrap();
-    let _ = child.wait();
+    served.child.kill().unwrap();
+    let _ = served.child.wait();
 }
 
 #[test]

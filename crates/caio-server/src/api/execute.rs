@@ -24,6 +24,7 @@ use caio_calculus::request::Request;
 use caio_calculus::route::Decision;
 use caio_gateway::adapter::CallBody;
 use caio_gateway::form::FormBody;
+use caio_gateway::adapter::answers_bytes;
 use caio_gateway::{Attempt, Call, Failed, Operation, Reply};
 use caio_store::Pending;
 use schemars::JsonSchema;
@@ -289,6 +290,7 @@ fn call_of(
     operation: Operation,
     body: &Value,
     text: CallBody,
+    upload: Option<FormBody>,
     request_id: &str,
     now: u64,
     restart: bool,
@@ -312,28 +314,38 @@ fn call_of(
         Operation::Speech if !body.get("input").is_some_and(Value::is_string) => {
             return Err(ApiError::invalid("`input` is required: the text to speak"));
         }
-        // Audio and transcripts are passed on as they come, and cannot start
-        // over mid-way: the caller would get the start twice.
-        Operation::Speech | Operation::Transcription | Operation::Translation => {
-            return Ok(Call {
-                operation,
-                body: text,
-                stream: true,
-                id: format!("audio-{request_id}"),
-                created: now,
-                restart: false,
-                upload: None,
-            });
-        }
         _ => {}
     }
+    // Audio and transcripts are passed on as they come, and cannot start
+    // over mid-way: the caller would get the start twice.
+    let bytes = answers_bytes(operation);
     let stream = match body.get("stream") {
+        _ if bytes => true,
         None | Some(Value::Null) => false,
         Some(Value::Bool(stream)) if operation == Operation::Chat => *stream,
         Some(Value::Bool(false)) => false,
-        Some(_) => return Err(ApiError::invalid("`stream` must be true or false (embeddings are not streamed)")),
+        Some(_) => return Err(ApiError::invalid("`stream` must be true or false (only chat is streamed)")),
     };
-    Ok(Call { operation, body: text, stream, id: format!("chatcmpl-{request_id}"), created: now, restart, upload: None })
+    let id = if bytes { format!("audio-{request_id}") } else { format!("chatcmpl-{request_id}") };
+    Ok(Call { operation, body: text, stream, id, created: now, restart: restart && !bytes, upload })
+}
+
+/// What the execution trace says of an upload: its file's SHA-256, length
+/// and media type, never its bytes. Hashed off the async workers: a file
+/// may be `limits.upload_bytes` long.
+async fn upload_record(upload: &FormBody) -> Option<Value> {
+    let upload = upload.clone(); // Shares the bytes.
+    tokio::task::spawn_blocking(move || {
+        let (part, bytes) = upload.file("file")?;
+        Some(json!({"file": {
+            "sha256": caio_calculus::trace::hex(&Sha256::digest(bytes)),
+            "bytes": bytes.len(),
+            "media_type": part.media_type,
+        }}))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 fn caio_headers(response: &mut Response, request_id: &str, service: Option<&str>, trace: &TraceRef, attempts: usize) {
@@ -406,18 +418,12 @@ async fn answer(
             )));
         }
     };
-    let input = upload.as_ref().and_then(|u| u.file("file")).map(|(part, bytes)| {
-        json!({
-            "file": {
-                "sha256": caio_calculus::trace::hex(&Sha256::digest(bytes)),
-                "bytes": bytes.len(),
-                "media_type": part.media_type,
-            }
-        })
-    });
-    let mut call = call_of(operation, &body, text, &request_id, state.now(), restart)?;
-    call.upload = upload;
+    let call = call_of(operation, &body, text, upload, &request_id, state.now(), restart)?;
     drop(body);
+    let input = match &call.upload {
+        Some(upload) => upload_record(upload).await,
+        None => None,
+    };
     let Executed { trace, reply, attempts, .. } = execute(&state, request, Some(bearer), true, call).await?;
     match reply {
         Ok(Reply::Complete { service, body }) => {
@@ -575,7 +581,7 @@ async fn orchestrated(state: AppState, body: Value, bearer: Option<String>, admi
     }
     let request_id = orchestrated.request.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
     let text = CallBody::from_value(&orchestrated.input).map_err(|e| ApiError::invalid(format!("`input`: {e}")))?;
-    let call = call_of(operation, &orchestrated.input, text, &request_id, state.now(), false)?;
+    let call = call_of(operation, &orchestrated.input, text, None, &request_id, state.now(), false)?;
     let Executed { decision, trace, reply, attempts } =
         execute(&state, orchestrated.request, bearer, admitted, call).await?;
     let served_by = match &reply {
