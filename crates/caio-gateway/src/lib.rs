@@ -62,6 +62,9 @@ pub struct GatewayConfig {
     pub max_services: usize,
     /// Idle connections kept per host.
     pub pool_idle_per_host: usize,
+    /// How long a kept connection may stay idle before it is closed, in ms:
+    /// what a burst opened to a model server does not outlive it by more.
+    pub pool_idle_ms: u64,
     /// Longest wait to connect, in ms (the contract's `timeout_ms` bounds
     /// the whole call).
     pub connect_timeout_ms: u64,
@@ -76,6 +79,7 @@ impl Default for GatewayConfig {
             breaker: BreakerConfig::default(),
             max_services: 4,
             pool_idle_per_host: 64,
+            pool_idle_ms: 30_000,
             connect_timeout_ms: 2_000,
         }
     }
@@ -169,6 +173,7 @@ impl Gateway {
         let client = reqwest::Client::builder()
             .redirect(egress.redirect_policy(5))
             .pool_max_idle_per_host(config.pool_idle_per_host)
+            .pool_idle_timeout(Duration::from_millis(config.pool_idle_ms))
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .tcp_nodelay(true)
             .dns_resolver(deny::Resolver::new(&config.deny))
