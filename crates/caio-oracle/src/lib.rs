@@ -14,6 +14,8 @@
 //!   DFT and Parseval's identity instead of nalgebra and an FFT.
 //! - [`evidence`]: re-checks the facts of a proof from their raw values.
 //! - [`compose`]: guarantee composition with union-bound percentiles.
+//! - [`plan`]: plans by enumerating every combination, and fallbacks priced
+//!   with what was spent.
 //! - [`trace`]: the hash chain, with its own canonical encoder.
 //! - [`breaker`]: an explicit table of breaker states and events, run in
 //!   lockstep with the real breaker.
@@ -26,6 +28,7 @@
 pub mod breaker;
 pub mod compose;
 pub mod evidence;
+pub mod plan;
 pub mod reference;
 pub mod score;
 pub mod trace;

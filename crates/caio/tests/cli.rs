@@ -39,7 +39,7 @@ fn every_command_has_help() {
 fn contracts_check_names_each_bad_file_and_field() {
     let output = caio(&["contracts", "check", "examples/contracts"]);
     assert!(output.status.success(), "{}", text(&output.stdout));
-    assert!(text(&output.stdout).contains("10 files, all valid"));
+    assert!(text(&output.stdout).contains("11 files, all valid"));
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string(root().join("examples/contracts/ollama-llama3-8b.yaml")).unwrap();
     std::fs::write(dir.path().join("a.yaml"), &good).unwrap();
@@ -82,6 +82,89 @@ fn route_decides_offline_and_says_why_not_the_others() {
     let missing = caio(&["route", "no-such-request.yaml"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("no-such-request.yaml"));
+}
+
+#[test]
+fn route_explains_a_plan_offline() {
+    let voice = [
+        "route",
+        "--plan",
+        "examples/plans/voice-assistant.yaml",
+        "--permission",
+        "audio.transcribe",
+        "--permission",
+        "chat.basic",
+        "--permission",
+        "audio.speak",
+        "--trust-level",
+        "1",
+    ];
+    let output = caio(&voice);
+    assert!(output.status.success(), "{}{}", text(&output.stdout), text(&output.stderr));
+    let out = text(&output.stdout);
+    for line in [
+        "  transcribe: whisper-stt",
+        "  answer: vllm-mixtral",
+        "    ollama-llama3-8b (score -1.5000): admitted, not chosen",
+        "  speak: piper-tts",
+        "    cloud-tts (step security): authorized: the caller lacks [\"cloud.use\"]",
+        "  end to end latency_ms: <= 4000 at p89 (required <= 4500 at p85)",
+        "  end to end locality: local (at most local)",
+        "  composition proof holds; trace ",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+    let json = caio(&[&voice[..], &["--json"]].concat());
+    let decision: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(decision["steps"].as_array().unwrap().len(), 3);
+    assert_eq!(decision["trace"]["seq"], 3, "the plan's trace follows its three steps'");
+    for (plan, permissions) in [
+        ("examples/plans/grounded-answer.yaml", ["embed.basic", "chat.basic"]),
+        ("examples/plans/cross-check.yaml", ["chat.basic", "cloud.use"]),
+    ] {
+        let output = caio(&[
+            "route",
+            "--plan",
+            plan,
+            "--permission",
+            permissions[0],
+            "--permission",
+            permissions[1],
+            "--trust-level",
+            "2",
+        ]);
+        assert!(output.status.success(), "{plan}: {}{}", text(&output.stdout), text(&output.stderr));
+    }
+    // A bound no combination meets: exit 1, and by how much.
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(root().join("examples/plans/voice-assistant.yaml")).unwrap();
+    let tight = dir.path().join("tight.yaml");
+    std::fs::write(&tight, example.replace("max: 4500", "max: 3500")).unwrap();
+    let mut args = voice.to_vec();
+    let tight_path = tight.to_string_lossy().into_owned();
+    args[2] = &tight_path;
+    let output = caio(&args);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    let out = text(&output.stdout);
+    assert!(out.contains("no combination of services meets the plan"), "{out}");
+    assert!(
+        out.contains(
+            "latency_ms: the best any combination guarantees is <= 4000 at p89; the plan requires <= 3500 at p85"
+        ),
+        "{out}"
+    );
+    // A malformed plan names the file and the field.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, example.replace("capabilities: [chat]", "capabilities: []")).unwrap();
+    let bad_path = bad.to_string_lossy().into_owned();
+    args[2] = &bad_path;
+    let output = caio(&args);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("bad.yaml: steps.answer.capabilities: must list at least one capability"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 #[test]
@@ -244,8 +327,7 @@ fn serve_runs_with_the_servers_allocator_settings_and_keeps_the_operators() {
     let environment = [("MIMALLOC_PURGE_DELAY", Some("5")), ("MIMALLOC_ARENA_EAGER_COMMIT", None)];
     let mut served = serve_with(&dir.path().join("caio.db"), None, &environment);
     let read = std::fs::read(format!("/proc/{}/environ", served.child.id())).unwrap();
-    let variables: Vec<String> =
-        read.split(|b| *b == 0).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+    let variables: Vec<String> = read.split(|b| *b == 0).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
     assert!(variables.contains(&"MIMALLOC_ARENA_EAGER_COMMIT=0".to_string()), "{variables:?}");
     assert!(variables.contains(&"MIMALLOC_PURGE_DELAY=5".to_string()), "the operator's value stays: {variables:?}");
     served.child.kill().unwrap();
