@@ -136,7 +136,7 @@ fn explain_plan(router: &Router, plan: &PlanRequest, now: u64, json: bool) -> Re
         history: router.history(),
         health: &health,
         config: router.config(),
-        seed: 0,
+        seed: router.seed(),
         now,
         previous: None,
     };
