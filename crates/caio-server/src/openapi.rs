@@ -8,6 +8,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::api::execute::{OrchestrateRequest, OrchestrateResponse};
+use crate::api::plan::{PlanBody, PlanResponse};
 use crate::api::health::Health;
 use crate::api::route::RouteResponse;
 use crate::api::services::{ServiceSummary, ServiceView};
@@ -92,7 +93,7 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         method: "post",
         path: "/v1/orchestrate",
-        summary: "caio's own call: route a request, execute it, and return the result with the decision, the attempts and the traces",
+        summary: "caio's own call: route a request (or a plan of several steps under end-to-end bounds), execute it, and return the result with the decisions, the attempts and the traces",
         access: Access::Caller,
     },
     Operation {
@@ -209,8 +210,9 @@ pub fn document() -> Value {
         (
             "post",
             "/v1/orchestrate",
-            Some(schema::<OrchestrateRequest>(&mut generator)),
-            schema::<OrchestrateResponse>(&mut generator),
+            // One step, or a plan of several (docs/plans.md).
+            Some(json!({"oneOf": [schema::<OrchestrateRequest>(&mut generator), schema::<PlanBody>(&mut generator)]})),
+            json!({"oneOf": [schema::<OrchestrateResponse>(&mut generator), schema::<PlanResponse>(&mut generator)]}),
         ),
         ("get", "/v1/services", None, schema::<Vec<ServiceSummary>>(&mut generator)),
         ("post", "/v1/services", Some(contract), schema::<ServiceView>(&mut generator)),

@@ -182,7 +182,7 @@ fn candidates(state: &AppState, decision: &Decision) -> Vec<Contract> {
 /// The execution trace: who was tried and who served; for an upload, what
 /// was sent (`input`: the file's digest, length and media type, never its
 /// bytes).
-fn execution_body(
+pub(crate) fn execution_body(
     decision: &TraceRef,
     request_id: &str,
     attempts: &[Attempt],
@@ -204,7 +204,7 @@ fn execution_body(
 
 /// The caller's error when no service served: the service's own error
 /// when it refused the call, caio's attempts in the `caio` extension.
-fn failed(failure: Failed, attempts: &[Attempt]) -> ApiError {
+pub(crate) fn failed(failure: Failed, attempts: &[Attempt]) -> ApiError {
     let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut error = ApiError::new(status, failure.code, failure.message)
         .with_attempts(serde_json::to_value(attempts).unwrap_or(Value::Null));
@@ -260,7 +260,7 @@ async fn execute(
 }
 
 /// Appends the execution trace; a failure is logged, never hidden.
-async fn record(state: &AppState, body: Value) -> Option<TraceRef> {
+pub(crate) async fn record(state: &AppState, body: Value) -> Option<TraceRef> {
     match state.store().append(body.into()).await {
         Ok(linked) => Some(TraceRef { seq: linked.seq, hash: linked.hash }),
         Err(e) => {
@@ -286,7 +286,7 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
 
 /// The call of a body read and checked as `body`, kept as its text
 /// (`CallBody`), never as the tree of values it was checked as.
-fn call_of(
+pub(crate) fn call_of(
     operation: Operation,
     body: &Value,
     text: CallBody,
@@ -509,6 +509,27 @@ pub async fn translations(State(state): State<AppState>, headers: HeaderMap, bod
     upload_door(state, headers, body, Operation::Translation).await
 }
 
+/// The operation `/v1/orchestrate` names: those answered as JSON.
+pub(crate) fn operation_of(name: &str) -> Result<Operation, ApiError> {
+    Ok(match name {
+        "chat" => Operation::Chat,
+        "embeddings" => Operation::Embeddings,
+        "rerank" => Operation::Rerank,
+        "image_generation" => Operation::Images,
+        "text_to_speech" | "speech_to_text" => {
+            return Err(ApiError::invalid(
+                "`operation`: /v1/orchestrate answers JSON; use /v1/audio/speech or /v1/audio/transcriptions",
+            ));
+        }
+        other => {
+            return Err(ApiError::invalid(format!(
+                "`operation` must be `chat`, `embeddings`, `rerank` or `image_generation`, found `{}`",
+                quoted(other)
+            )));
+        }
+    })
+}
+
 /// caio's own call: a routing request and what to execute.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -555,25 +576,12 @@ pub async fn orchestrate(State(state): State<AppState>, headers: HeaderMap, body
 }
 
 async fn orchestrated(state: AppState, body: Value, bearer: Option<String>, admitted: bool) -> Result<Response, ApiError> {
+    if crate::api::plan::is_plan(&body) {
+        return crate::api::plan::run_plan(state, body, bearer, admitted).await;
+    }
     let orchestrated: OrchestrateRequest = serde_json::from_value(body)
         .map_err(|e| ApiError::invalid(format!("the body: {e}; it takes `request`, `operation` and `input`")))?;
-    let operation = match orchestrated.operation.as_str() {
-        "chat" => Operation::Chat,
-        "embeddings" => Operation::Embeddings,
-        "rerank" => Operation::Rerank,
-        "image_generation" => Operation::Images,
-        "text_to_speech" | "speech_to_text" => {
-            return Err(ApiError::invalid(
-                "`operation`: /v1/orchestrate answers JSON; use /v1/audio/speech or /v1/audio/transcriptions",
-            ));
-        }
-        other => {
-            return Err(ApiError::invalid(format!(
-                "`operation` must be `chat`, `embeddings`, `rerank` or `image_generation`, found `{}`",
-                quoted(other)
-            )));
-        }
-    };
+    let operation = operation_of(&orchestrated.operation)?;
     if orchestrated.input.get("stream").and_then(Value::as_bool) == Some(true) {
         return Err(ApiError::invalid(
             "`input.stream`: /v1/orchestrate answers whole; stream with /v1/chat/completions",

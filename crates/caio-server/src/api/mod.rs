@@ -2,6 +2,7 @@
 
 pub mod execute;
 pub mod health;
+pub mod plan;
 pub mod route;
 pub mod services;
 pub mod traces;
