@@ -19,10 +19,15 @@ use support::{Server, token};
 /// A chat service whose latency bound is `latency_ms` at p99; a lower
 /// `cost` ranks it higher.
 fn service(id: &str, endpoint: &str, cost: f64, latency_ms: u64) -> Contract {
+    offering(id, "chat", endpoint, cost, latency_ms, "local")
+}
+
+/// A service of `capability` in `locality`.
+fn offering(id: &str, capability: &str, endpoint: &str, cost: f64, latency_ms: u64, locality: &str) -> Contract {
     let text = format!(
-        r#"{{"id": "{id}", "version": "1.0.0", "capabilities": ["chat"], "cost": {{"per_1k_tokens": {cost}}},
+        r#"{{"id": "{id}", "version": "1.0.0", "capabilities": ["{capability}"], "cost": {{"per_1k_tokens": {cost}}},
             "guarantees": {{"latency_ms": {{"max": {latency_ms}, "percentile": 99}}}},
-            "privacy": {{"data_locality": "local"}}, "security": {{"required_permissions": ["chat.basic"]}},
+            "privacy": {{"data_locality": "{locality}"}}, "security": {{"required_permissions": ["chat.basic"]}},
             "api": {{"adapter": "openai", "endpoint": "{endpoint}", "model": "m-{id}", "timeout_ms": 1000}}}}"#
     );
     parse_contracts(&text, Format::Json).unwrap().remove(0)
@@ -121,6 +126,62 @@ async fn a_failed_step_falls_back_while_the_plan_keeps_its_bound_and_everything_
     let verified = audit(&server, "/v1/traces/verify").await;
     assert_eq!(verified["valid"], true, "{verified}");
     assert_eq!(verified["checked"], 5, "two step decisions, the plan, two executions: {verified}");
+}
+
+#[tokio::test]
+async fn a_voice_assistant_runs_end_to_end_on_local_services_and_falls_back_within_its_bound() {
+    use base64::Engine as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let stt = Upstream::start("stt").await;
+    let (fast, slow) = (Upstream::start("fast").await, Upstream::start("slow").await);
+    let (tts, cloud) = (Upstream::start("tts").await, Upstream::start("cloud").await);
+    fast.always(Some(Fault::ServerError));
+    let server = server(vec![
+        offering("stt-local", "speech_to_text", &stt.openai_base(), 0.0, 400, "local"),
+        offering("chat-fast", "chat", &fast.openai_base(), 0.0, 600, "local"),
+        offering("chat-slow", "chat", &slow.openai_base(), 0.05, 700, "local"),
+        offering("tts-local", "text_to_speech", &tts.openai_base(), 0.0, 300, "local"),
+        // Faster, but the audio must stay local.
+        offering("tts-cloud", "text_to_speech", &cloud.openai_base(), 0.0, 100, "cloud"),
+    ])
+    .await;
+    let recording = b"RIFF....WAVEfmt a question".to_vec();
+    let plan = json!({
+        "id": "voice-1",
+        "plan": {"sequential": [{"step": "transcribe"}, {"step": "answer"}, {"step": "speak"}]},
+        "steps": {
+            "transcribe": {"request": {"capabilities": ["speech_to_text"], "sensitivity": "sensitive"}, "operation": "speech_to_text",
+                           "input": {"model": "speech_to_text", "language": "en",
+                                     "file": {"data": base64.encode(&recording), "filename": "q.wav", "content_type": "audio/wav"}}},
+            "answer": {"request": {"capabilities": ["chat"]}, "operation": "chat",
+                       "input": {"messages": [{"role": "user", "content": "{{steps.transcribe.text}}"}]}},
+            "speak": {"request": {"capabilities": ["text_to_speech"]}, "operation": "text_to_speech",
+                      "input": {"model": "text_to_speech", "input": "{{steps.answer.text}}", "voice": "alloy", "response_format": "wav"}}
+        },
+        "end_to_end": {"guarantees": {"latency_ms": {"max": 1600, "percentile": 95}}, "max_locality": "local"}
+    });
+    let (status, body) = orchestrate(&server, &plan).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let served: Vec<&str> =
+        body["steps"].as_array().unwrap().iter().map(|s| s["served_by"].as_str().unwrap()).collect();
+    assert_eq!(served, ["stt-local", "chat-slow", "tts-local"]);
+    assert_eq!(body["steps"][1]["planned"], "chat-fast");
+    assert_eq!(body["end_to_end"]["fallbacks"], 1);
+    assert_eq!(cloud.hits(), 0, "the cloud voice was never called");
+    // The recording reached the transcriber whole, the transcript the chat
+    // model, the answer the voice.
+    let (path, _, heard) = stt.seen().pop().unwrap();
+    assert_eq!(path, "/v1/audio/transcriptions");
+    assert_eq!(heard["file_bytes"], recording.len());
+    let transcript = format!("heard {} bytes (stt)", recording.len());
+    assert_eq!(body["steps"][0]["result"]["text"], transcript);
+    assert_eq!(slow.seen().pop().unwrap().2["messages"][0]["content"], transcript);
+    assert_eq!(tts.seen().pop().unwrap().2["input"], "Hello from upstream (slow)");
+    let audio = base64.decode(body["steps"][2]["result"]["audio"]["base64"].as_str().unwrap()).unwrap();
+    assert!(String::from_utf8_lossy(&audio).contains("from tts"), "{}", String::from_utf8_lossy(&audio));
+    // Three step decisions, the plan, three executions: one chain.
+    let verified = audit(&server, "/v1/traces/verify").await;
+    assert_eq!((verified["valid"].clone(), verified["checked"].clone()), (json!(true), json!(7)), "{verified}");
 }
 
 #[tokio::test]

@@ -21,6 +21,8 @@ use std::time::Instant;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use caio_calculus::compose::Composite;
 use caio_calculus::contract::{Contract, InputError, from_value};
 use caio_calculus::guarantee::Guarantees;
@@ -29,11 +31,13 @@ use caio_calculus::plan::{Candidate, EndToEnd, Node, PlanError, PlanLimits, Prog
 use caio_calculus::request::Request;
 use caio_calculus::route::Inputs;
 use caio_gateway::adapter::CallBody;
-use caio_gateway::{Attempt, Reply};
+use caio_gateway::form::FormBody;
+use caio_gateway::{Attempt, Call, Failed, Operation, Reply, Streamed};
 use futures_util::future::{BoxFuture, FutureExt, try_join_all};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::api::execute::{call_of, execution_body, failed, operation_of, record};
 use crate::api::route::{TraceRef, refused};
@@ -69,7 +73,9 @@ pub struct PlanStep {
     /// `id` (set to `PLAN/STEP`) and `token` (the bearer token).
     #[schemars(with = "Value")]
     pub request: Value,
-    /// `chat`, `embeddings`, `rerank` or `image_generation`.
+    /// `chat`, `embeddings`, `rerank`, `image_generation`, `speech_to_text`
+    /// (`input.file`: `{"data": BASE64, "filename", "content_type"}`) or
+    /// `text_to_speech` (answered as base64 audio).
     pub operation: String,
     /// The call in the OpenAI format, whose strings may hold
     /// `{{steps.NAME.text}}`.
@@ -302,6 +308,94 @@ fn filled(value: &Value, outputs: &BTreeMap<String, Value>) -> Result<Value, Api
     })
 }
 
+/// The operation a plan's step names: the JSON ones of `/v1/orchestrate`,
+/// and the speech ones, whose audio travels in the JSON as base64.
+fn step_operation(name: &str, step: &str) -> Result<Operation, ApiError> {
+    match name {
+        "speech_to_text" => Ok(Operation::Transcription),
+        "text_to_speech" => Ok(Operation::Speech),
+        "chat" | "embeddings" | "rerank" | "image_generation" => operation_of(name),
+        other => Err(ApiError::invalid(format!(
+            "`steps.{step}.operation` must be `chat`, `embeddings`, `rerank`, `image_generation`, `speech_to_text` or `text_to_speech`, found `{}`",
+            caio_calculus::contract::quoted(other)
+        ))),
+    }
+}
+
+/// The call of a step: its input as the operation's body; for speech to
+/// text, a `multipart/form-data` upload of `input.file` (`{"data": BASE64,
+/// "filename", "content_type"}`) with the other fields as text parts.
+fn step_call(operation: Operation, input: &Value, step: &str, request_id: &str, now: u64) -> Result<Call, ApiError> {
+    let at = |what: &str| ApiError::invalid(format!("`steps.{step}.input`: {what}"));
+    if operation != Operation::Transcription {
+        let text = CallBody::from_value(input).map_err(|e| at(&e.to_string()))?;
+        return call_of(operation, input, text, None, request_id, now, false);
+    }
+    let file = input
+        .get("file")
+        .ok_or_else(|| at("`file` is required: {\"data\": BASE64, \"filename\", \"content_type\"}"))?;
+    let data =
+        file.get("data").and_then(Value::as_str).ok_or_else(|| at("`file.data` is required: the audio, base64"))?;
+    let audio = BASE64.decode(data).map_err(|e| at(&format!("`file.data` is not base64: {e}")))?;
+    let filename = file.get("filename").and_then(Value::as_str).unwrap_or("audio.wav");
+    let media_type = file.get("content_type").and_then(Value::as_str).unwrap_or("application/octet-stream");
+    if filename.contains(['"', '\r', '\n']) || media_type.contains(['\r', '\n']) {
+        return Err(at("`file.filename` and `file.content_type` must be one line without quotes"));
+    }
+    // A boundary that cannot occur in the audio: a digest of it.
+    let digest: String = Sha256::digest(&audio).iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let boundary = format!("caio-plan-{digest}");
+    let mut form = Vec::with_capacity(audio.len() + 512);
+    let fields = input.as_object().into_iter().flatten().filter(|(name, _)| *name != "file");
+    for (name, value) in fields {
+        let Some(value) = value.as_str() else {
+            return Err(at(&format!("`{name}` must be text in a speech-to-text step")));
+        };
+        if name.contains(['"', '\r', '\n']) {
+            return Err(at("a field name must be one line without quotes"));
+        }
+        form.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    form.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: {media_type}\r\n\r\n").as_bytes(),
+    );
+    form.extend_from_slice(&audio);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let upload =
+        FormBody::parse(&format!("multipart/form-data; boundary={boundary}"), form.into()).map_err(|e| at(&e))?;
+    let fields = upload.fields();
+    let text = CallBody::from_value(&fields).map_err(|e| at(&e.to_string()))?;
+    call_of(operation, &fields, text, Some(upload), request_id, now, false)
+}
+
+/// A streamed answer read whole: a transcript as the service wrote it
+/// (its JSON, or `{"text": ...}`), audio as base64.
+async fn read_whole(streamed: Streamed, attempts: &mut Vec<Attempt>, operation: Operation) -> Result<Value, String> {
+    let Streamed { media_type, mut events, finished, .. } = streamed;
+    let mut bytes = Vec::new();
+    let mut broken = None;
+    while let Some(event) = events.recv().await {
+        match event {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(e) => {
+                broken = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    attempts.extend(finished.await.unwrap_or_default());
+    if let Some(e) = broken {
+        return Err(e);
+    }
+    if operation == Operation::Speech {
+        return Ok(json!({"audio": {"media_type": media_type, "bytes": bytes.len(), "base64": BASE64.encode(&bytes)}}));
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Ok(serde_json::from_str::<Value>(&text).ok().filter(Value::is_object).unwrap_or_else(|| json!({"text": text})))
+}
+
 /// A step's answer and what it took.
 struct StepDone {
     served_by: String,
@@ -336,26 +430,42 @@ fn run_node<'a>(plan: &'a Arc<Plan>, node: &'a Node) -> BoxFuture<'a, Result<BTr
 /// service planning again chooses, while one keeps the plan's bounds.
 async fn run_step(plan: &Arc<Plan>, name: &str) -> Result<StepDone, ApiError> {
     let step = &plan.body.steps[name];
-    let operation = operation_of(&step.operation)
-        .map_err(|e| ApiError::invalid(format!("`steps.{name}.operation`: {}", e.message)))?;
+    let operation = step_operation(&step.operation, name)?;
     let input = {
         let mut run = plan.run.lock().unwrap_or_else(|e| e.into_inner());
         run.running.push(name.to_string());
         filled(&step.input, &run.outputs)?
     };
     let request_id = format!("{}/{name}", plan.body.id);
-    let text = CallBody::from_value(&input).map_err(|e| ApiError::invalid(format!("`steps.{name}.input`: {e}")))?;
-    let call = call_of(operation, &input, text, None, &request_id, plan.state.now(), false)?;
+    let call = step_call(operation, &input, name, &request_id, plan.state.now())?;
     let started = Instant::now();
     let (mut attempts, mut tried, mut fallbacks) = (Vec::new(), Vec::new(), 0);
     loop {
         let service = plan.run.lock().unwrap_or_else(|e| e.into_inner()).picks[name].clone();
         let contract = plan.contracts[&service].clone();
         let (reply, tries) = plan.state.gateway().execute(std::slice::from_ref(&contract), &call).await;
-        let mut tries_made = tries;
-        attempts.append(&mut tries_made);
+        attempts.extend(tries);
+        let reply = match reply {
+            Ok(Reply::Complete { service, body }) => Ok((service, body)),
+            Ok(Reply::Stream(streamed)) => {
+                let service = streamed.service.clone();
+                match read_whole(streamed, &mut attempts, operation).await {
+                    Ok(body) => Ok((service, body)),
+                    // Cut after it began: what came is not an answer, and
+                    // nothing of it has reached the caller.
+                    Err(e) => Err(Failed {
+                        status: 502,
+                        code: "upstream_failed",
+                        message: format!("the answer of {service} was cut: {e}"),
+                        upstream: None,
+                        retry_after_ms: None,
+                    }),
+                }
+            }
+            Err(failure) => Err(failure),
+        };
         match reply {
-            Ok(Reply::Complete { service, body }) => {
+            Ok((service, body)) => {
                 let latency_ms = started.elapsed().as_secs_f64() * 1e3;
                 let cost = step_offers(&contract, &plan.requests[name], &["cost_usd".to_string()].into())
                     .guarantees
@@ -369,7 +479,6 @@ async fn run_step(plan: &Arc<Plan>, name: &str) -> Result<StepDone, ApiError> {
                 run.outputs.insert(name.to_string(), body.clone());
                 return Ok(StepDone { served_by: service, attempts, latency_ms, result: body, fallbacks });
             }
-            Ok(Reply::Stream(_)) => return Err(ApiError::internal("a whole answer was asked for, and a stream came")),
             Err(failure) => {
                 tried.push(service.clone());
                 let spent = started.elapsed().as_secs_f64() * 1e3;
@@ -431,8 +540,7 @@ pub(crate) async fn run_plan(
         )));
     }
     for (name, step) in &body.steps {
-        operation_of(&step.operation)
-            .map_err(|e| ApiError::invalid(format!("`steps.{name}.operation`: {}", e.message)))?;
+        step_operation(&step.operation, name)?;
     }
     check_templates(&body)?;
     let requests = step_requests(&body, bearer.as_deref())?;
