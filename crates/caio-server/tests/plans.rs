@@ -126,6 +126,33 @@ async fn a_failed_step_falls_back_while_the_plan_keeps_its_bound_and_everything_
     let verified = audit(&server, "/v1/traces/verify").await;
     assert_eq!(verified["valid"], true, "{verified}");
     assert_eq!(verified["checked"], 5, "two step decisions, the plan, two executions: {verified}");
+
+    // The dashboard shows the plan as its steps, each linked to its
+    // decision, and re-checks the composition proof.
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let signed = client
+        .post(format!("{}/ui/login", server.url))
+        .header("origin", server.url.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", token("viewer", &["caio:view"])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = |path: String| {
+        let (client, cookie) = (client.clone(), cookie.clone());
+        async move { client.get(path).header("cookie", cookie).send().await.unwrap().text().await.unwrap() }
+    };
+    let plan_page = page(format!("{}/ui/decisions/{plan_seq}", server.url)).await;
+    assert!(plan_page.contains(&format!("Plan #{plan_seq}")), "{plan_page}");
+    assert!(plan_page.contains("<td>draft</td><td><strong>cheap</strong></td>"), "{plan_page}");
+    for step in steps {
+        assert!(plan_page.contains(&format!("href=\"/ui/decisions/{}\"", step["decision"]["seq"])), "{plan_page}");
+    }
+    assert!(plan_page.contains("✓ holds"), "{plan_page}");
+    let overview = page(format!("{}/ui", server.url)).await;
+    assert!(overview.contains("<td>plan</td><td><code>plan-1</code></td><td>cheap → cheap</td>"), "{overview}");
 }
 
 #[tokio::test]

@@ -142,6 +142,13 @@ struct DecisionPage {
 }
 
 #[derive(Template)]
+#[template(path = "ui/plan.html")]
+struct PlanPage {
+    frame: Frame,
+    p: views::PlanDetail,
+}
+
+#[derive(Template)]
 #[template(path = "ui/trace.html")]
 struct TracePage {
     frame: Frame,
@@ -170,6 +177,24 @@ pub async fn decision(
             ApiError::not_found(format!("no trace {seq} in the log")),
         ));
     };
+    let digests = views::plan_step_digests(&trace);
+    if !digests.is_empty() {
+        // The step decisions were appended just before the plan's, perhaps
+        // among other calls' traces: looked for among the 256 before it.
+        let first = seq.saturating_sub(256);
+        let before = read(&state, &viewer, "trace", move |store| {
+            (first..seq).filter_map(|s| store.trace(s).transpose()).collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        let found = before
+            .iter()
+            .map(|t| (caio_calculus::trace::canonical_digest(&t.body.to_value()), t.seq))
+            .filter(|(digest, _)| digests.contains(digest))
+            .collect();
+        if let Some(p) = views::plan(&trace, &found) {
+            return Ok(render(&PlanPage { frame: frame(&state, format!("Plan #{seq}"), Some(viewer)), p }));
+        }
+    }
     Ok(match views::decision(&trace) {
         Some(d) => render(&DecisionPage { frame: frame(&state, format!("Decision #{seq}"), Some(viewer)), d }),
         None => render(&TracePage {

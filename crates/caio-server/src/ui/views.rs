@@ -10,6 +10,7 @@ use caio_calculus::proof::{Evidence, Proof, verify};
 use caio_calculus::trace::Trace;
 use caio_gateway::BreakerView;
 use caio_store::ServiceRecord;
+use caio_calculus::plan::CompositionProof;
 use serde_json::Value;
 
 use crate::state::AppState;
@@ -131,9 +132,102 @@ fn proofs(body: &Value) -> Option<Vec<Proof>> {
     serde_json::from_value(body.get("proofs")?.clone()).ok()
 }
 
+/// A plan's trace, explained: its steps, and the composition proof
+/// re-checked as the page is drawn.
+pub struct PlanDetail {
+    pub seq: u64,
+    pub hash: String,
+    pub request_id: String,
+    pub score: String,
+    /// Each step: its name, the service chosen, what that service
+    /// guarantees, and the step decision's trace if it was found.
+    pub steps: Vec<PlanStepRow>,
+    /// Each end-to-end requirement beside what the combination guarantees.
+    pub bounds: Vec<(String, String, String)>,
+    pub locality: String,
+    pub proof_holds: bool,
+    pub raw: String,
+}
+
+/// One step of a plan.
+pub struct PlanStepRow {
+    pub step: String,
+    pub chosen: String,
+    pub offers: String,
+    pub digest: String,
+    pub decision: Option<u64>,
+}
+
+/// The plan's composition proof in a trace body, if it is a plan's.
+fn plan_proof(body: &Value) -> Option<CompositionProof> {
+    body.get("plan")?;
+    serde_json::from_value(body.get("proof")?.clone()).ok()
+}
+
+/// A plan's trace, explained; `None` for any other trace. `steps` are the
+/// step decisions' sequence numbers by the digest of their bodies.
+pub fn plan(trace: &Trace, decisions: &std::collections::BTreeMap<String, u64>) -> Option<PlanDetail> {
+    let body = &trace.body.to_value();
+    let proof = plan_proof(body)?;
+    let steps = body.get("steps").and_then(Value::as_array).cloned().unwrap_or_default();
+    Some(PlanDetail {
+        seq: trace.seq,
+        hash: trace.hash.clone(),
+        request_id: text(body, "/request_id"),
+        score: score(body.get("score")),
+        steps: steps
+            .iter()
+            .map(|row| {
+                let (step, digest) = (text(row, "/0"), text(row, "/2"));
+                let offers = proof.parts.iter().find(|p| p.0 == step).map(|p| &p.2);
+                PlanStepRow {
+                    chosen: text(row, "/1"),
+                    offers: offers
+                        .map(|o| o.guarantees.iter().map(|(k, b)| format!("{k} {b}")).collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default(),
+                    decision: decisions.get(&digest).copied(),
+                    step,
+                    digest,
+                }
+            })
+            .collect(),
+        bounds: proof
+            .end_to_end
+            .guarantees
+            .iter()
+            .map(|(k, required)| {
+                let composed = proof.composite.guarantees.get(k).map_or("none".to_string(), ToString::to_string);
+                (k.clone(), required.to_string(), composed)
+            })
+            .collect(),
+        locality: proof.composite.locality.to_string(),
+        proof_holds: proof.holds(),
+        raw: pretty(Some(body)),
+    })
+}
+
+/// The digests a plan's trace names its step decisions by.
+pub fn plan_step_digests(trace: &Trace) -> Vec<String> {
+    let body = trace.body.to_value();
+    body.get("plan").map_or_else(Vec::new, |_| {
+        body.get("steps").and_then(Value::as_array).into_iter().flatten().map(|row| text(row, "/2")).collect()
+    })
+}
+
 /// A trace as a row of the latest decisions.
 pub fn decision_row(trace: &Trace) -> DecisionRow {
     let body = &trace.body.to_value();
+    if let Some(proof) = plan_proof(body) {
+        let steps = body.get("steps").and_then(Value::as_array).map_or(0, Vec::len);
+        return DecisionRow {
+            seq: trace.seq,
+            kind: "plan".into(),
+            request_id: text(body, "/request_id"),
+            selected: proof.parts.iter().map(|p| p.1.as_str()).collect::<Vec<_>>().join(" → "),
+            summary: format!("{}, score {}", count(steps, "step", "steps"), score(body.get("score"))),
+            proofs_hold: Some(proof.holds()),
+        };
+    }
     if body.get("kind").and_then(Value::as_str) == Some("execution") {
         let attempts = body.get("attempts").and_then(Value::as_array).map_or(0, Vec::len);
         let served = text(body, "/served_by");
