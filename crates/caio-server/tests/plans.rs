@@ -230,6 +230,52 @@ async fn a_fallback_that_would_break_the_bound_is_refused_with_the_bound() {
 }
 
 #[tokio::test]
+async fn the_last_step_streams_to_the_caller() {
+    let up = Upstream::start("up").await;
+    let server = server(vec![service("up", &up.openai_base(), 0.0, 300)]).await;
+    let mut plan = draft_then_refine("plan-s", 2_000);
+    plan["steps"]["refine"]["input"]["stream"] = json!(true);
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/orchestrate", server.url))
+        .bearer_auth(token("alice", &["chat.basic"]))
+        .json(&plan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let plan_seq: u64 = response.headers()["x-caio-trace"].to_str().unwrap().parse().unwrap();
+    let events = response.text().await.unwrap();
+    assert!(events.contains("\"content\":\"Hello\"") && events.ends_with("data: [DONE]\n\n"), "{events}");
+    assert_eq!(up.seen().last().unwrap().2["messages"][0]["content"], "Improve: Hello from upstream (up)");
+    let plan = audit(&server, &format!("/v1/traces/{plan_seq}")).await;
+    assert_eq!(plan["body"]["request_id"], "plan-s");
+    // The streamed step's execution is recorded once its stream has ended:
+    // two step decisions, the plan, two executions.
+    let mut verified = audit(&server, "/v1/traces/verify").await;
+    for _ in 0..500 {
+        if verified["checked"] == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        verified = audit(&server, "/v1/traces/verify").await;
+    }
+    assert_eq!((verified["valid"].clone(), verified["checked"].clone()), (json!(true), json!(5)), "{verified}");
+    // Only the step that ends the plan may stream.
+    let mut early = draft_then_refine("plan-e", 2_000);
+    early["steps"]["draft"]["input"]["stream"] = json!(true);
+    let (status, body) = orchestrate(&server, &early).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`steps.draft.input.stream`: only a chat step that ends the plan"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn a_fan_out_runs_its_parts_at_once() {
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
     let server =

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -159,6 +159,8 @@ struct Plan {
     /// Each step's routing request.
     requests: BTreeMap<String, Request>,
     plan_trace: TraceRef,
+    /// The step whose answer streams to the caller, if any.
+    streamed: Option<String>,
     run: Mutex<Run>,
 }
 
@@ -403,6 +405,40 @@ struct StepDone {
     latency_ms: f64,
     result: Value,
     fallbacks: usize,
+    /// The answer of the plan's streamed last step, passed on as it comes.
+    stream: Option<Streamed>,
+}
+
+/// The step that ends the plan alone (last in every chain above it, in no
+/// fan-out): the one step whose answer may stream to the caller.
+fn last_alone(node: &Node) -> Option<&str> {
+    match node {
+        Node::Step(name) => Some(name),
+        Node::Sequential(parts) => parts.last().and_then(last_alone),
+        Node::Parallel(_) => None,
+    }
+}
+
+/// The step to stream, if the caller asked: `input.stream: true` is taken
+/// only on a chat step that ends the plan alone.
+fn streamed_step(body: &PlanBody) -> Result<Option<String>, ApiError> {
+    let last = last_alone(&body.plan);
+    let mut streamed = None;
+    for (name, step) in &body.steps {
+        match step.input.get("stream") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(Value::Bool(true)) if Some(name.as_str()) == last && step.operation == "chat" => {
+                streamed = Some(name.clone());
+            }
+            Some(Value::Bool(true)) => {
+                return Err(ApiError::invalid(format!(
+                    "`steps.{name}.input.stream`: only a chat step that ends the plan (last in its chain, in no `parallel` node) may stream"
+                )));
+            }
+            Some(_) => return Err(ApiError::invalid(format!("`steps.{name}.input.stream` must be true or false"))),
+        }
+    }
+    Ok(streamed)
 }
 
 /// Runs the steps of `node` as the tree says.
@@ -447,6 +483,20 @@ async fn run_step(plan: &Arc<Plan>, name: &str) -> Result<StepDone, ApiError> {
         attempts.extend(tries);
         let reply = match reply {
             Ok(Reply::Complete { service, body }) => Ok((service, body)),
+            Ok(Reply::Stream(streamed)) if plan.streamed.as_deref() == Some(name) => {
+                let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+                let mut run = plan.run.lock().unwrap_or_else(|e| e.into_inner());
+                run.running.retain(|s| s != name);
+                let service = streamed.service.clone();
+                return Ok(StepDone {
+                    served_by: service,
+                    attempts,
+                    latency_ms,
+                    result: Value::Null,
+                    fallbacks,
+                    stream: Some(streamed),
+                });
+            }
             Ok(Reply::Stream(streamed)) => {
                 let service = streamed.service.clone();
                 match read_whole(streamed, &mut attempts, operation).await {
@@ -477,7 +527,14 @@ async fn run_step(plan: &Arc<Plan>, name: &str) -> Result<StepDone, ApiError> {
                     .insert(name.to_string(), Progress::Done { service: service.clone(), latency_ms, cost_usd: cost });
                 run.running.retain(|s| s != name);
                 run.outputs.insert(name.to_string(), body.clone());
-                return Ok(StepDone { served_by: service, attempts, latency_ms, result: body, fallbacks });
+                return Ok(StepDone {
+                    served_by: service,
+                    attempts,
+                    latency_ms,
+                    result: body,
+                    fallbacks,
+                    stream: None,
+                });
             }
             Err(failure) => {
                 tried.push(service.clone());
@@ -543,6 +600,7 @@ pub(crate) async fn run_plan(
         step_operation(&step.operation, name)?;
     }
     check_templates(&body)?;
+    let streamed = streamed_step(&body)?;
     let requests = step_requests(&body, bearer.as_deref())?;
     // A plan's steps are the caller's: the bearer token let it in.
     if !admitted {
@@ -613,6 +671,7 @@ pub(crate) async fn run_plan(
         candidates,
         contracts,
         plan_trace: plan_trace.clone(),
+        streamed,
         run: Mutex::new(Run { progress: BTreeMap::new(), picks, running: Vec::new(), outputs: BTreeMap::new() }),
         requests,
         body,
@@ -622,11 +681,16 @@ pub(crate) async fn run_plan(
     let mut done = run_node(&plan, &plan.body.plan).await?;
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
     let mut steps = Vec::new();
+    let mut stream_answer = None;
     let mut fallbacks = 0;
     let mut cost_usd = 0.0;
     for (step, decision_trace) in plan.decision.steps.iter().zip(step_traces) {
-        let ran =
+        let mut ran =
             done.remove(&step.step).ok_or_else(|| ApiError::internal(format!("step `{}` did not run", step.step)))?;
+        if let Some(stream) = ran.stream.take() {
+            stream_answer = Some((stream, ran.attempts.clone(), step.step.clone()));
+            continue;
+        }
         let execution = execution_body(
             &plan_trace,
             &format!("{}/{}", plan.body.id, step.step),
@@ -652,6 +716,9 @@ pub(crate) async fn run_plan(
             execution,
         });
     }
+    if let Some((streamed, attempts, step)) = stream_answer {
+        return Ok(stream_response(&state, &plan, streamed, attempts, &step));
+    }
     Ok(Json(PlanResponse {
         request_id: plan.body.id.clone(),
         trace: plan_trace,
@@ -665,4 +732,48 @@ pub(crate) async fn run_plan(
         },
     })
     .into_response())
+}
+
+/// The answer of a plan whose last step streams: that step's events as
+/// they come, the plan's trace in `x-caio-trace`; the step's execution
+/// trace is recorded when the stream ends (the other steps' were already).
+fn stream_response(
+    state: &AppState,
+    plan: &Arc<Plan>,
+    streamed: Streamed,
+    attempts: Vec<Attempt>,
+    step: &str,
+) -> Response {
+    let Streamed { service, events, finished, .. } = streamed;
+    let events =
+        futures_util::stream::unfold(
+            events,
+            |mut events| async move { events.recv().await.map(|event| (event, events)) },
+        );
+    let (recorder, trace, id) = (state.clone(), plan.plan_trace.clone(), format!("{}/{step}", plan.body.id));
+    let mut tried = attempts;
+    tokio::spawn(async move {
+        // The streaming attempt's final outcome, and every attempt to go
+        // on with the answer, replace it.
+        if let Ok(last) = finished.await {
+            tried.pop();
+            tried.extend(last);
+        }
+        let served = tried.iter().rev().find(|a| a.outcome.starts_with("ok")).map(|a| a.service.clone());
+        record(&recorder, execution_body(&trace, &id, &tried, served.as_deref(), None)).await;
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(events));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    for (name, value) in [
+        ("x-caio-trace", plan.plan_trace.seq.to_string()),
+        ("x-caio-request-id", plan.body.id.clone()),
+        ("x-caio-service", service),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    response
 }
