@@ -17,6 +17,7 @@
 //! - [`plan`]: plans by enumerating every combination, and fallbacks priced
 //!   with what was spent.
 //! - [`trace`]: the hash chain, with its own canonical encoder.
+//! - [`merkle`]: the log's Merkle tree level by level.
 //! - [`breaker`]: an explicit table of breaker states and events, run in
 //!   lockstep with the real breaker.
 //!
@@ -28,6 +29,7 @@
 pub mod breaker;
 pub mod compose;
 pub mod evidence;
+pub mod merkle;
 pub mod plan;
 pub mod reference;
 pub mod score;
