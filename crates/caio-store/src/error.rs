@@ -35,7 +35,7 @@ pub enum StoreError {
     #[error("no service `{0}` is registered")]
     UnknownService(String),
     /// The trace log does not verify.
-    #[error("the trace log does not verify at trace {}: {}", .0.seq, .0.reason)]
+    #[error("the trace log does not verify at entry {}: {}", .0.seq, .0.reason)]
     Broken(BrokenLink),
     /// The stored data cannot be read back as what it should be.
     #[error("the store holds unreadable data: {0}")]

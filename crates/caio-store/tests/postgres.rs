@@ -66,7 +66,7 @@ fn tampering_is_found_when_the_store_opens_or_verifies() {
     let err = PostgresStore::open(&edited).unwrap().verify(None, None).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the trace log does not verify at trace 2: its hash does not match its content (the trace was edited)"
+        "the trace log does not verify at entry 2: its hash does not match its content (the trace was edited)"
     );
     let (cut, mut sql) = five_traces(&server);
     sql.batch_execute("DELETE FROM traces WHERE seq = 4").unwrap();

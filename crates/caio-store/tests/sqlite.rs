@@ -56,7 +56,7 @@ fn tampering_is_found_when_the_store_opens_or_verifies() {
     assert!(matches!(&err, StoreError::Broken(link) if link.seq == 2), "{err}");
     assert_eq!(
         err.to_string(),
-        "the trace log does not verify at trace 2: its hash does not match its content (the trace was edited)"
+        "the trace log does not verify at entry 2: its hash does not match its content (the trace was edited)"
     );
     // The newest trace removed: found when the store opens.
     let cut = copy("cut.db");

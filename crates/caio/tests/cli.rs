@@ -442,11 +442,30 @@ fn trace_verify_reads_stores_and_json_lines_and_finds_tampering() {
     std::fs::write(&jsonl, lines.replace("{\"i\":2}", "{\"i\":20}")).unwrap();
     let broken = Command::new(env!("CARGO_BIN_EXE_caio")).args(["trace", "verify"]).arg(&jsonl).output().unwrap();
     assert_eq!(broken.status.code(), Some(1));
-    assert!(text(&broken.stdout).contains("seq 2"), "{}", text(&broken.stdout));
+    assert!(text(&broken.stdout).contains("broken: entry 2: its hash"), "{}", text(&broken.stdout));
     connection.execute_batch("UPDATE traces SET body = '{\"i\":30}' WHERE seq = 3").unwrap();
-    drop(connection);
     let broken = Command::new(env!("CARGO_BIN_EXE_caio")).args(["trace", "verify"]).arg(&db).output().unwrap();
     assert_eq!(broken.status.code(), Some(1), "{}", text(&broken.stdout));
+    assert!(
+        text(&broken.stdout).contains("broken: entry 3: its hash"),
+        "named by its sequence number: {}",
+        text(&broken.stdout)
+    );
+    // A body that no longer reads as JSON is tampering too (exit 1), not a
+    // usage error.
+    connection
+        .execute_batch(
+            "UPDATE traces SET body = '{\"i\":3}' WHERE seq = 3; UPDATE traces SET body = 'not json' WHERE seq = 1",
+        )
+        .unwrap();
+    drop(connection);
+    let unreadable = Command::new(env!("CARGO_BIN_EXE_caio")).args(["trace", "verify"]).arg(&db).output().unwrap();
+    assert_eq!(unreadable.status.code(), Some(1), "{}{}", text(&unreadable.stdout), text(&unreadable.stderr));
+    assert!(
+        text(&unreadable.stdout).contains("broken: trace 1 has a body that is not JSON"),
+        "{}",
+        text(&unreadable.stdout)
+    );
     assert_eq!(caio(&["trace", "verify", "no-such.db"]).status.code(), Some(2));
 }
 

@@ -67,10 +67,16 @@ fn verify_store(
     from: Option<u64>,
     to: Option<u64>,
 ) -> Result<Outcome> {
+    // Tampering is a finding (exit 1), not a usage error: a broken link,
+    // or a stored entry that no longer reads as one.
     let store = match opened {
         Ok(store) => store,
         Err(StoreError::Broken(link)) => {
             println!("{location}: broken: {link}");
+            return Ok(Outcome::Problems);
+        }
+        Err(StoreError::Corrupt(what)) => {
+            println!("{location}: broken: {what}");
             return Ok(Outcome::Problems);
         }
         Err(e) => return Err(e.into()),
@@ -87,6 +93,10 @@ fn verify_store(
         }
         Err(StoreError::Broken(link)) => {
             println!("{location}: broken: {link}");
+            Ok(Outcome::Problems)
+        }
+        Err(StoreError::Corrupt(what)) => {
+            println!("{location}: broken: {what}");
             Ok(Outcome::Problems)
         }
         Err(e) => Err(e.into()),
