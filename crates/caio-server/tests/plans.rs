@@ -276,7 +276,7 @@ async fn the_last_step_streams_to_the_caller() {
 }
 
 #[tokio::test]
-async fn a_fan_out_runs_its_parts_at_once() {
+async fn a_fan_out_composes_its_slowest_part() {
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
     let server =
         server(vec![service("a", &a.openai_base(), 0.0, 300), service("b", &b.openai_base(), 0.05, 400)]).await;
