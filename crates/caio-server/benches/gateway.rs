@@ -129,7 +129,7 @@ async fn start_caio(upstream: &Upstream, dir: &std::path::Path, synchronous: Syn
     let file = format!("caio-{synchronous:?}.db");
     let store =
         SqliteStore::open_with(dir.join(file), SqliteOptions { synchronous, ..SqliteOptions::default() }).unwrap();
-    store.register(parse_contracts(&contract, Format::Json).unwrap().remove(0), 1).unwrap();
+    store.register(parse_contracts(&contract, Format::Json).unwrap().remove(0), 1, "bench").unwrap();
     let mut config = ServerConfig::new(RouteConfig::new(caio_calculus::examples::auth_config()), Policy::default());
     config.limits.rate_per_second = 1e9;
     config.limits.burst = 1e9;

@@ -114,7 +114,7 @@ fn main() {
                     "api": {{"adapter": "{adapter}", "endpoint": "{endpoint}", "model": "tiny", "timeout_ms": 10000}}}}"#,
                 capability.replace('_', "-")
             );
-            store.register(parse_contracts(&contract, Format::Json).unwrap().remove(0), 1).unwrap();
+            store.register(parse_contracts(&contract, Format::Json).unwrap().remove(0), 1, "bench").unwrap();
         }
         let mut config = ServerConfig::new(RouteConfig::new(caio_calculus::examples::auth_config()), Policy::default());
         config.limits.rate_per_second = 1e9;

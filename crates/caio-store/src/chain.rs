@@ -3,8 +3,11 @@
 //! backend reads its rows and hands them here, so the chain means the same
 //! on SQLite and on PostgreSQL.
 
+use caio_calculus::merkle::{Frontier, Hash};
 use caio_calculus::trace::{BrokenLink, GENESIS, Trace, verify_chain};
 
+use crate::registry_log::{RegistryState, Replay};
+use crate::tree::{TreeHead, hex, leaf};
 use crate::{ChainReport, StoreError};
 
 fn broken(index: usize, seq: u64, reason: String) -> StoreError {
@@ -46,13 +49,20 @@ pub(crate) fn check_head(
 
 /// A verification of the traces of a range, fed in sequence order: every
 /// hash recomputes and every link holds, checked in windows that overlap by
-/// one trace so that memory stays bounded.
+/// one trace so that memory stays bounded. From the log's first entry, the
+/// check also rebuilds the Merkle tree (and compares it with every stored
+/// checkpoint as it reaches its size) and replays the registry's changes.
 pub(crate) struct RangeCheck {
     from: Option<u64>,
     head_seq: Option<u64>,
     recorded: Option<String>,
     window: Vec<Trace>,
     report: ChainReport,
+    frontier: Frontier,
+    replay: Replay,
+    last_registry_entry: Option<u64>,
+    /// Stored checkpoints (size, root), smallest last, not reached yet.
+    checkpoints: Vec<(u64, Hash)>,
 }
 
 const WINDOW: usize = 4096;
@@ -61,14 +71,66 @@ impl RangeCheck {
     /// A check of the range that starts at `from` (the log's start when
     /// `None`), against the log's newest trace `head_seq` and the head hash
     /// the store recorded.
-    pub(crate) fn new(from: Option<u64>, head_seq: Option<u64>, recorded: Option<String>) -> RangeCheck {
+    pub(crate) fn new(
+        from: Option<u64>,
+        head_seq: Option<u64>,
+        recorded: Option<String>,
+        mut checkpoints: Vec<(u64, Hash)>,
+    ) -> RangeCheck {
+        checkpoints.sort_by(|a, b| b.0.cmp(&a.0));
         RangeCheck {
             from,
             head_seq,
-            report: ChainReport { first: None, last: None, checked: 0, anchored: false, head: recorded.clone() },
+            report: ChainReport {
+                first: None,
+                last: None,
+                checked: 0,
+                anchored: false,
+                head: recorded.clone(),
+                tree_root: None,
+                checkpoints: 0,
+                registry_changes: 0,
+            },
             recorded,
             window: Vec::with_capacity(WINDOW + 1),
+            frontier: Frontier::new(),
+            replay: Replay::default(),
+            last_registry_entry: None,
+            checkpoints,
         }
+    }
+
+    /// The tree and the registry, from the log's first entry.
+    fn follow(&mut self, trace: &Trace) -> Result<(), StoreError> {
+        self.frontier.push(leaf(trace.seq, &trace.hash)?);
+        let registry_before = self.replay.entries;
+        self.replay.push(trace).map_err(|reason| broken(0, trace.seq, format!("the registry change {reason}")))?;
+        if self.replay.entries > registry_before {
+            self.last_registry_entry = Some(trace.seq);
+        }
+        while let Some(&(size, root)) = self.checkpoints.last() {
+            if size > self.frontier.size() {
+                break;
+            }
+            self.checkpoints.pop();
+            if size == 0 {
+                continue;
+            }
+            let ours = self.frontier.root();
+            if ours != root {
+                return Err(broken(
+                    0,
+                    size - 1,
+                    format!(
+                        "the tree of the first {size} entries has root {}, the stored checkpoint of that size signed {} (the log was rewritten)",
+                        hex(&ours),
+                        hex(&root)
+                    ),
+                ));
+            }
+            self.report.checkpoints += 1;
+        }
+        Ok(())
     }
 
     /// The next trace of the range.
@@ -83,6 +145,9 @@ impl RangeCheck {
             }
             self.report.first = Some(trace.seq);
         }
+        if self.from.is_none() {
+            self.follow(&trace)?;
+        }
         self.report.checked += 1;
         self.window.push(trace);
         if self.window.len() > WINDOW {
@@ -95,8 +160,14 @@ impl RangeCheck {
     }
 
     /// Checks the rest and tells what was found; a range that reaches the
-    /// newest trace must end at the recorded head.
-    pub(crate) fn finish(mut self) -> Result<ChainReport, StoreError> {
+    /// newest trace must end at the recorded head, and a check of the whole
+    /// log must find the tree the store saved (`saved`), every stored
+    /// checkpoint, and the registry the store holds (`registry`).
+    pub(crate) fn finish(
+        mut self,
+        saved: impl FnOnce(u64) -> Result<TreeHead, StoreError>,
+        registry: &RegistryState,
+    ) -> Result<ChainReport, StoreError> {
         verify_chain(&self.window).map_err(StoreError::Broken)?;
         self.report.last = self.window.last().map(|t| t.seq);
         let reached_head = match (self.head_seq, self.report.last) {
@@ -117,7 +188,49 @@ impl RangeCheck {
                 ));
             }
             self.report.anchored = true;
+            if self.from.is_none() {
+                self.finish_whole(saved, registry)?;
+            }
         }
         Ok(self.report)
+    }
+
+    /// The checks of a whole log, once its last entry is checked.
+    fn finish_whole(
+        &mut self,
+        saved: impl FnOnce(u64) -> Result<TreeHead, StoreError>,
+        registry: &RegistryState,
+    ) -> Result<(), StoreError> {
+        let size = self.frontier.size();
+        if let Some(&(beyond, _)) = self.checkpoints.first() {
+            return Err(broken(
+                0,
+                size,
+                format!("a stored checkpoint signs {beyond} entries but the log has {size} (entries were removed)"),
+            ));
+        }
+        let root = self.frontier.root();
+        let kept = saved(size)?;
+        if kept.root != root {
+            return Err(broken(
+                0,
+                size.saturating_sub(1),
+                format!(
+                    "the store's saved Merkle tree has root {}, the entries give {} (saved nodes were edited)",
+                    hex(&kept.root),
+                    hex(&root)
+                ),
+            ));
+        }
+        if let Some(difference) = self.replay.state().differences(registry) {
+            return Err(broken(
+                0,
+                self.last_registry_entry.unwrap_or(0),
+                format!("the registry in the store is not the one the log's changes build: {difference}"),
+            ));
+        }
+        self.report.tree_root = Some(hex(&root));
+        self.report.registry_changes = self.replay.entries;
+        Ok(())
     }
 }

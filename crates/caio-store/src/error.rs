@@ -1,5 +1,6 @@
 //! Errors of the store: one type for every backend.
 
+use caio_calculus::merkle::ProofError;
 use caio_calculus::trace::BrokenLink;
 
 /// Why the store could not do what was asked.
@@ -37,6 +38,22 @@ pub enum StoreError {
     /// The trace log does not verify.
     #[error("the trace log does not verify at entry {}: {}", .0.seq, .0.reason)]
     Broken(BrokenLink),
+    /// A registry row is not what the log entry that recorded it says.
+    #[error("the registry row of `{service}` version {version} contradicts log entry {entry}: {reason}")]
+    Contradicted {
+        /// The service.
+        service: String,
+        /// The version.
+        version: String,
+        /// The log entry that registered it.
+        entry: u64,
+        /// What differs.
+        reason: String,
+    },
+    /// No proof can be made for what was asked (an entry or a size beyond
+    /// the log).
+    #[error("{0}")]
+    NoProof(#[from] ProofError),
     /// The stored data cannot be read back as what it should be.
     #[error("the store holds unreadable data: {0}")]
     Corrupt(String),

@@ -19,11 +19,14 @@
 //! calculus's, and the store only records them.
 
 mod chain;
+pub mod checkpoint;
 mod error;
 mod migrations;
 mod postgres;
 mod records;
+pub mod registry_log;
 mod sqlite;
+mod tree;
 mod writer;
 
 use std::future::Future;
@@ -38,6 +41,7 @@ use serde::Serialize;
 pub use error::StoreError;
 pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url, redact};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+pub use tree::{ConsistencyProof, InclusionProof, TreeHead, hex};
 
 /// One registered version of a contract.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -85,6 +89,24 @@ pub struct ChainReport {
     pub anchored: bool,
     /// The hash of the newest trace of the log.
     pub head: Option<String>,
+    /// When the check started at the log's first entry: the root of the
+    /// Merkle tree of the entries checked, recomputed from them (hex).
+    pub tree_root: Option<String>,
+    /// Stored checkpoints whose root the recomputed tree matched.
+    pub checkpoints: u64,
+    /// Registry changes replayed (from the first entry only).
+    pub registry_changes: u64,
+}
+
+/// A signed checkpoint the store keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredCheckpoint {
+    /// Entries in the tree it signs.
+    pub size: u64,
+    /// The tree's root, hex.
+    pub root: String,
+    /// The signed note (C2SP signed-note), as served to auditors.
+    pub note: String,
 }
 
 /// An append on its way to disk: resolves to the linked trace once it is
@@ -121,9 +143,12 @@ pub trait Store: Send + Sync + 'static {
     /// so a store holds only contracts the calculus accepts); a deprecated
     /// service becomes active again. Registering an `id@version` twice is
     /// [`StoreError::Duplicate`].
-    fn register(&self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError>;
-    /// Withdraws a service from routing; its versions stay.
-    fn deprecate(&self, id: &str, at: u64) -> Result<ServiceRecord, StoreError>;
+    /// The registration is an entry of the log too, naming `by` (the
+    /// administrator) and the contract's digest.
+    fn register(&self, contract: Contract, at: u64, by: &str) -> Result<ServiceRecord, StoreError>;
+    /// Withdraws a service from routing; its versions stay. The
+    /// deprecation is an entry of the log, naming `by`.
+    fn deprecate(&self, id: &str, at: u64, by: &str) -> Result<ServiceRecord, StoreError>;
     /// Every service, in id order.
     fn services(&self) -> Result<Vec<ServiceRecord>, StoreError>;
     /// One service.
@@ -139,6 +164,19 @@ pub trait Store: Send + Sync + 'static {
     /// holds; from the start, the log begins at GENESIS; to the end, it ends
     /// at the recorded head.
     fn verify(&self, from: Option<u64>, to: Option<u64>) -> Result<ChainReport, StoreError>;
+    /// The size and root of the log's Merkle tree now.
+    fn tree_head(&self) -> Result<TreeHead, StoreError>;
+    /// The proof that entry `seq` is in the tree of the first `size`
+    /// entries.
+    fn inclusion_proof(&self, seq: u64, size: u64) -> Result<InclusionProof, StoreError>;
+    /// The proof that the tree of `from` entries is an earlier state of the
+    /// tree of `to` entries.
+    fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError>;
+    /// Keeps a signed checkpoint of the tree at `head` (its note signs that
+    /// size and root); a second one of the same size is ignored.
+    fn save_checkpoint(&self, head: TreeHead, note: String) -> Result<(), StoreError>;
+    /// The checkpoint of this size, or the latest when `size` is `None`.
+    fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError>;
     /// Where the store is, for messages and logs (never with a password).
     fn location(&self) -> String;
     /// A number that changes whenever the registry changes, by any process

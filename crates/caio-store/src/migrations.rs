@@ -29,6 +29,23 @@ pub const SQLITE: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     ) STRICT;",
+    // 2: the transparency log: the Merkle tree's saved nodes (perfect
+    // subtrees of 256 entries and more; smaller ones are recomputed from the
+    // entries' hashes), signed checkpoints, and the log entry that recorded
+    // each registration and deprecation.
+    "CREATE TABLE tree_nodes (
+        height INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (height, idx)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE checkpoints (
+        size INTEGER PRIMARY KEY,
+        root BLOB NOT NULL,
+        note TEXT NOT NULL
+    ) STRICT;
+    ALTER TABLE contracts ADD COLUMN entry INTEGER;
+    ALTER TABLE deprecations ADD COLUMN entry INTEGER;",
 ];
 
 /// The PostgreSQL schema, as migrations; the table `caio_schema` records how
@@ -67,4 +84,18 @@ pub const POSTGRES: &[&str] = &[
         generation BIGINT NOT NULL DEFAULT 0
     );
     INSERT INTO registry_changes (only_row) VALUES (TRUE);",
+    // 2: the transparency log, as in SQLite's migration 2.
+    "CREATE TABLE tree_nodes (
+        height INTEGER NOT NULL,
+        idx BIGINT NOT NULL,
+        hash BYTEA NOT NULL,
+        PRIMARY KEY (height, idx)
+    );
+    CREATE TABLE checkpoints (
+        size BIGINT PRIMARY KEY,
+        root BYTEA NOT NULL,
+        note TEXT NOT NULL
+    );
+    ALTER TABLE contracts ADD COLUMN entry BIGINT;
+    ALTER TABLE deprecations ADD COLUMN entry BIGINT;",
 ];

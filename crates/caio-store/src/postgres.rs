@@ -26,14 +26,20 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use caio_calculus::contract::Contract;
+use caio_calculus::merkle::{Frontier, Hash, ProofError};
 use caio_calculus::trace::{Body, Trace, append};
-use postgres::{Client, IsolationLevel, NoTls, Transaction};
+use postgres::{Client, GenericClient, IsolationLevel, NoTls, Transaction};
 
 use crate::chain::{RangeCheck, check_head};
 use crate::migrations::POSTGRES;
 use crate::records::{VersionRow, assemble, new_version, trace_row};
+use crate::registry_log::{self, RegistryChange, RegistryState, RowEntries};
+use crate::tree::{self, SavedNode, Source};
 use crate::writer;
-use crate::{ChainReport, Pending, ServiceRecord, Store, StoreError};
+use crate::{
+    ChainReport, ConsistencyProof, InclusionProof, Pending, ServiceRecord, Store, StoreError, StoredCheckpoint,
+    TreeHead,
+};
 
 /// Whether `location` names a PostgreSQL database rather than a file.
 pub fn is_postgres_url(location: &str) -> bool {
@@ -132,7 +138,9 @@ impl Link {
         let location = self.location.clone();
         let client = self.client()?;
         let result = f(client, &location);
-        if result.is_err() && client.is_closed() {
+        // A connection the server cut may not know it yet (the reset
+        // arrives with a read): after a failure, ask it.
+        if result.is_err() && (client.is_closed() || client.is_valid(Duration::from_secs(1)).is_err()) {
             self.client = None;
         }
         result
@@ -189,11 +197,14 @@ impl PostgresStore {
         let writer = std::thread::Builder::new()
             .name("caio-store-writer".into())
             .spawn(move || {
-                let ready = writer.run(migrate).and_then(|()| writer.run(check_log_head));
+                let ready = writer
+                    .run(migrate)
+                    .and_then(|()| writer.run(check_log_head))
+                    .and_then(|()| writer.run(check_registry));
                 let failed = ready.is_err();
                 let _ = opened.send(ready);
                 if !failed {
-                    writer::run(&mut Writer(writer), received, max_batch);
+                    writer::run(&mut Writer { link: writer, tree: None }, received, max_batch);
                 }
             })
             .map_err(spawn_error)?;
@@ -296,7 +307,53 @@ fn migrate(client: &mut Client, location: &str) -> Result<(), StoreError> {
         transaction.batch_execute(migration).map_err(&db)?;
         transaction.execute("UPDATE caio_schema SET version = $1", &[&(i as i32 + 1)]).map_err(&db)?;
     }
+    if version == 1 {
+        log_existing_registry(&mut transaction, location)?;
+    }
     transaction.commit().map_err(&db)
+}
+
+/// Migration 2's data: the tree of the existing log, saved, and one entry
+/// per existing registry row, in the same transaction as the schema change.
+fn log_existing_registry(transaction: &mut Transaction<'_>, location: &str) -> Result<(), StoreError> {
+    let db = database(location);
+    let (head, size) = lock_head(transaction, location)?;
+    let (frontier, nodes) = tree::rebuild(&mut PgSource { client: transaction, location }, size)?;
+    save_nodes(transaction, &nodes, location)?;
+    let records = read_services(transaction, None, location)?;
+    let (mut head, mut frontier) = (head, frontier);
+    for (change, (id, version)) in registry_log::migration_changes(&records) {
+        let (linked, grown) = link(transaction, head.as_ref(), &frontier, vec![change.body()], location)?;
+        let seq = linked[0].seq as i64;
+        match version {
+            Some(version) => transaction
+                .execute("UPDATE contracts SET entry = $1 WHERE id = $2 AND version = $3", &[&seq, &id, &version]),
+            None => transaction.execute("UPDATE deprecations SET entry = $1 WHERE id = $2", &[&seq, &id]),
+        }
+        .map_err(&db)?;
+        head = linked.into_iter().next();
+        frontier = grown;
+    }
+    Ok(())
+}
+
+/// Checks the registry rows against the log entries that recorded them.
+fn check_registry(client: &mut Client, location: &str) -> Result<(), StoreError> {
+    let mut transaction = snapshot(client, location)?;
+    let records = read_services(&mut transaction, None, location)?;
+    let db = database(location);
+    let mut rows = RowEntries { versions: BTreeMap::new(), deprecations: BTreeMap::new() };
+    for row in transaction.query("SELECT id, version, entry FROM contracts", &[]).map_err(&db)? {
+        rows.versions.insert((row.get(0), row.get(1)), row.get::<_, Option<i64>>(2).map(|e| e as u64));
+    }
+    for row in transaction.query("SELECT id, entry FROM deprecations", &[]).map_err(&db)? {
+        rows.deprecations.insert(row.get(0), row.get::<_, Option<i64>>(1).map(|e| e as u64));
+    }
+    let unlogged = registry_log::check_rows(&records, &rows, |seq| load_trace(&mut transaction, seq, location))?;
+    if !unlogged.is_empty() {
+        return Err(registry_log::unexplained(&unlogged));
+    }
+    Ok(())
 }
 
 /// Checks the newest link of the log against the recorded head.
@@ -346,7 +403,7 @@ fn recorded_head(transaction: &mut Transaction<'_>, location: &str) -> Result<Op
 }
 
 fn read_services(
-    transaction: &mut Transaction<'_>,
+    transaction: &mut impl GenericClient,
     only: Option<&str>,
     location: &str,
 ) -> Result<Vec<ServiceRecord>, StoreError> {
@@ -369,13 +426,121 @@ fn read_services(
     assemble(&deprecated, rows)
 }
 
-impl Store for PostgresStore {
-    fn register(&self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.writer.register(contract, at)
+/// The tree's reads on one connection or transaction.
+struct PgSource<'a, C: GenericClient> {
+    client: &'a mut C,
+    location: &'a str,
+}
+
+impl<C: GenericClient> Source for PgSource<'_, C> {
+    fn link_hashes(&mut self, lo: u64, hi: u64) -> Result<Vec<(u64, String)>, StoreError> {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let rows = self
+            .client
+            .query("SELECT seq, hash FROM traces WHERE seq >= $1 AND seq < $2 ORDER BY seq", &[&clamp(lo), &clamp(hi)])
+            .map_err(database(self.location))?;
+        Ok(rows.iter().map(|row| (row.get::<_, i64>(0) as u64, row.get(1))).collect())
     }
 
-    fn deprecate(&self, id: &str, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.writer.deprecate(id, at)
+    fn node(&mut self, height: u32, index: u64) -> Result<Option<Hash>, StoreError> {
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        let row = self
+            .client
+            .query_opt("SELECT hash FROM tree_nodes WHERE height = $1 AND idx = $2", &[&(height as i32), &index])
+            .map_err(database(self.location))?;
+        row.map(|row| {
+            row.get::<_, Vec<u8>>(0)
+                .try_into()
+                .map_err(|_| StoreError::Corrupt(format!("the saved tree node {height}/{index} is not 32 bytes")))
+        })
+        .transpose()
+    }
+}
+
+fn save_nodes(transaction: &mut Transaction<'_>, nodes: &[SavedNode], location: &str) -> Result<(), StoreError> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let heights: Vec<i32> = nodes.iter().map(|n| n.0 as i32).collect();
+    let indexes: Vec<i64> = nodes.iter().map(|n| n.1 as i64).collect();
+    let hashes: Vec<Vec<u8>> = nodes.iter().map(|n| n.2.to_vec()).collect();
+    transaction
+        .execute(
+            "INSERT INTO tree_nodes (height, idx, hash) SELECT * FROM unnest($1::INTEGER[], $2::BIGINT[], $3::BYTEA[]) \
+             ON CONFLICT (height, idx) DO NOTHING",
+            &[&heights, &indexes, &hashes],
+        )
+        .map_err(database(location))
+        .map(drop)
+}
+
+/// Refuses a tree size beyond the log.
+fn within(size: u64, transaction: &mut Transaction<'_>, location: &str) -> Result<u64, StoreError> {
+    let log = head_of(transaction, location)?.map_or(0, |h| h.seq + 1);
+    if size > log {
+        return Err(StoreError::NoProof(ProofError::Shrunk { old: size, new: log }));
+    }
+    Ok(log)
+}
+
+fn read_checkpoint(
+    client: &mut Client,
+    size: Option<u64>,
+    location: &str,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let size = size.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+    let row = client
+        .query_opt(
+            "SELECT size, root, note FROM checkpoints WHERE $1::BIGINT IS NULL OR size = $1 ORDER BY size DESC LIMIT 1",
+            &[&size],
+        )
+        .map_err(database(location))?;
+    Ok(row.map(|row| StoredCheckpoint {
+        size: row.get::<_, i64>(0) as u64,
+        root: caio_calculus::trace::hex(&row.get::<_, Vec<u8>>(1)),
+        note: row.get(2),
+    }))
+}
+
+impl Store for PostgresStore {
+    fn register(&self, contract: Contract, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
+        self.writer.register(contract, at, by)
+    }
+
+    fn deprecate(&self, id: &str, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
+        self.writer.deprecate(id, at, by)
+    }
+
+    fn tree_head(&self) -> Result<TreeHead, StoreError> {
+        self.read(|client, location| {
+            let mut transaction = snapshot(client, location)?;
+            let size = within(0, &mut transaction, location)?;
+            tree::head(&mut PgSource { client: &mut transaction, location }, size)
+        })
+    }
+
+    fn inclusion_proof(&self, seq: u64, size: u64) -> Result<InclusionProof, StoreError> {
+        self.read(move |client, location| {
+            let mut transaction = snapshot(client, location)?;
+            within(size, &mut transaction, location)?;
+            tree::inclusion(&mut PgSource { client: &mut transaction, location }, seq, size)
+        })
+    }
+
+    fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError> {
+        self.read(move |client, location| {
+            let mut transaction = snapshot(client, location)?;
+            within(to, &mut transaction, location)?;
+            tree::consistency(&mut PgSource { client: &mut transaction, location }, from, to)
+        })
+    }
+
+    fn save_checkpoint(&self, head: TreeHead, note: String) -> Result<(), StoreError> {
+        self.writer.save_checkpoint(head, note)
+    }
+
+    fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.read(move |client, location| read_checkpoint(client, size, location))
     }
 
     fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
@@ -431,7 +596,17 @@ fn verify_range(
     let mut transaction = snapshot(client, location)?;
     let recorded = recorded_head(&mut transaction, location)?;
     let head = head_of(&mut transaction, location)?;
-    let mut check = RangeCheck::new(from, head.map(|h| h.seq), recorded);
+    let mut checkpoints = Vec::new();
+    if from.is_none() {
+        for row in transaction.query("SELECT size, root FROM checkpoints", &[]).map_err(&db)? {
+            let size = row.get::<_, i64>(0) as u64;
+            let root: Hash = row.get::<_, Vec<u8>>(1).try_into().map_err(|_| {
+                StoreError::Corrupt(format!("the checkpoint of size {size} has a root that is not 32 bytes"))
+            })?;
+            checkpoints.push((size, root));
+        }
+    }
+    let mut check = RangeCheck::new(from, head.map(|h| h.seq), recorded, checkpoints);
     let portal = transaction
         .bind(&format!("{SELECT_TRACE} WHERE seq BETWEEN $1 AND $2 ORDER BY seq"), &[&low, &high])
         .map_err(&db)?;
@@ -444,53 +619,116 @@ fn verify_range(
             check.push(to_trace(row)?)?;
         }
     }
-    check.finish()
+    let registry = if from.is_none() && to.is_none() {
+        RegistryState::of_records(&read_services(&mut transaction, None, location)?)
+    } else {
+        RegistryState::default()
+    };
+    check.finish(|size| tree::head(&mut PgSource { client: &mut transaction, location }, size), &registry)
 }
 
-/// The engine of the writer thread: its connection.
-struct Writer(Link);
+/// The engine of the writer thread: its connection, and the tree as of
+/// the size it last wrote (another replica may have appended since: then
+/// the tree is read again under the head's lock).
+struct Writer {
+    link: Link,
+    tree: Option<Frontier>,
+}
 
 impl writer::Engine for Writer {
     fn write(&mut self, work: Vec<Body>) -> Result<Vec<Trace>, StoreError> {
-        self.0.run(|client, location| write(client, work, location))
+        let tree = &mut self.tree;
+        self.link.run(|client, location| {
+            let db = database(location);
+            let mut transaction = client.transaction().map_err(&db)?;
+            let (head, frontier) = locked(&mut transaction, tree, location)?;
+            let (linked, frontier) = link(&mut transaction, head.as_ref(), &frontier, work, location)?;
+            transaction.commit().map_err(&db)?;
+            *tree = Some(frontier);
+            Ok(linked)
+        })
     }
 
-    fn register(&mut self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.0.run(|client, location| register(client, contract, at, location))
+    fn register(&mut self, contract: Contract, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
+        let tree = &mut self.tree;
+        self.link.run(|client, location| register(client, tree, contract, at, by, location))
     }
 
-    fn deprecate(&mut self, id: &str, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.0.run(|client, location| deprecate(client, id, at, location))
+    fn deprecate(&mut self, id: &str, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
+        let tree = &mut self.tree;
+        self.link.run(|client, location| deprecate(client, tree, id, at, by, location))
+    }
+
+    fn save_checkpoint(&mut self, head: TreeHead, note: &str) -> Result<(), StoreError> {
+        self.link.run(|client, location| {
+            client
+                .execute(
+                    "INSERT INTO checkpoints (size, root, note) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
+                    &[&(head.size as i64), &head.root.to_vec(), &note],
+                )
+                .map_err(database(location))
+                .map(drop)
+        })
     }
 }
 
-/// Links `work` to the head of the log under its row lock and writes it.
-fn write(
-    client: &mut Client,
+/// Takes the head's row lock and reads the head: only the sequence number
+/// and the hash of the newest trace enter a link. Returns it and the size.
+fn lock_head(transaction: &mut Transaction<'_>, location: &str) -> Result<(Option<Trace>, u64), StoreError> {
+    let head = transaction.query_one("SELECT seq, hash FROM chain_head FOR UPDATE", &[]).map_err(database(location))?;
+    Ok(match (head.get::<_, Option<i64>>(0), head.get::<_, Option<String>>(1)) {
+        (Some(seq), Some(hash)) => (
+            Some(Trace {
+                seq: seq as u64,
+                prev_hash: String::new(),
+                body: Body::from_value(&serde_json::Value::Null),
+                hash,
+            }),
+            seq as u64 + 1,
+        ),
+        _ => (None, 0),
+    })
+}
+
+/// The head under its lock and the tree at its size: the one this writer
+/// kept, unless another replica appended since.
+fn locked(
+    transaction: &mut Transaction<'_>,
+    tree: &Option<Frontier>,
+    location: &str,
+) -> Result<(Option<Trace>, Frontier), StoreError> {
+    let (head, size) = lock_head(transaction, location)?;
+    let frontier = match tree {
+        Some(frontier) if frontier.size() == size => frontier.clone(),
+        _ => tree::frontier(&mut PgSource { client: transaction, location }, size)?,
+    };
+    Ok((head, frontier))
+}
+
+/// Links `work` to `head` in `transaction`: the traces, the tree's new
+/// saved nodes and the moved head.
+fn link(
+    transaction: &mut Transaction<'_>,
+    head: Option<&Trace>,
+    frontier: &Frontier,
     work: Vec<Body>,
     location: &str,
-) -> Result<Vec<Trace>, StoreError> {
+) -> Result<(Vec<Trace>, Frontier), StoreError> {
     let db = database(location);
-    let mut transaction = client.transaction().map_err(&db)?;
-    let head = transaction.query_one("SELECT seq, hash FROM chain_head FOR UPDATE", &[]).map_err(&db)?;
-    let head = match (head.get::<_, Option<i64>>(0), head.get::<_, Option<String>>(1)) {
-        // Only the sequence number and the hash of the previous trace
-        // enter a link.
-        (Some(seq), Some(hash)) => {
-            Some(Trace { seq: seq as u64, prev_hash: String::new(), body: Body::from_value(&serde_json::Value::Null), hash })
-        }
-        _ => None,
-    };
+    let mut frontier = frontier.clone();
+    let mut nodes = Vec::new();
     let mut linked: Vec<Trace> = Vec::with_capacity(work.len());
     let (mut seqs, mut prevs, mut hashes, mut texts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for body in work {
-        let trace = append(linked.last().or(head.as_ref()), body).map_err(|full| StoreError::Full(full.0))?;
+        let trace = append(linked.last().or(head), body).map_err(|full| StoreError::Full(full.0))?;
         seqs.push(i64::try_from(trace.seq).map_err(|_| StoreError::Full(trace.seq - 1))?);
         prevs.push(trace.prev_hash.clone());
         hashes.push(trace.hash.clone());
         texts.push(trace.body.as_str().to_string());
+        tree::grow(&mut frontier, trace.seq, &trace.hash, &mut nodes)?;
         linked.push(trace);
     }
+    let Some(last) = linked.last() else { return Ok((linked, frontier)) };
     transaction
         .execute(
             "INSERT INTO traces (seq, prev_hash, hash, body) \
@@ -498,10 +736,9 @@ fn write(
             &[&seqs, &prevs, &hashes, &texts],
         )
         .map_err(&db)?;
-    let last = linked.last().expect("work is not empty");
     transaction.execute("UPDATE chain_head SET seq = $1, hash = $2", &[&(last.seq as i64), &last.hash]).map_err(&db)?;
-    transaction.commit().map_err(&db)?;
-    Ok(linked)
+    save_nodes(transaction, &nodes, location)?;
+    Ok((linked, frontier))
 }
 
 fn bump_generation(transaction: &mut Transaction<'_>, location: &str) -> Result<(), StoreError> {
@@ -511,15 +748,37 @@ fn bump_generation(transaction: &mut Transaction<'_>, location: &str) -> Result<
         .map(drop)
 }
 
-fn register(client: &mut Client, contract: Contract, at: u64, location: &str) -> Result<ServiceRecord, StoreError> {
+/// Writes a registry change's entry after the rows changed in `transaction`.
+fn log_change(
+    transaction: &mut Transaction<'_>,
+    head: Option<&Trace>,
+    frontier: &Frontier,
+    mut change: RegistryChange,
+    location: &str,
+) -> Result<Frontier, StoreError> {
+    change.registry = RegistryState::of_records(&read_services(transaction, None, location)?).digest();
+    let (_, grown) = link(transaction, head, frontier, vec![change.body()], location)?;
+    Ok(grown)
+}
+
+fn register(
+    client: &mut Client,
+    tree: &mut Option<Frontier>,
+    contract: Contract,
+    at: u64,
+    by: &str,
+    location: &str,
+) -> Result<ServiceRecord, StoreError> {
     let row = new_version(&contract)?;
     let db = database(location);
     let mut transaction = client.transaction().map_err(&db)?;
+    let (head, frontier) = locked(&mut transaction, tree, location)?;
+    let entry = frontier.size() as i64;
     let inserted = transaction
         .execute(
-            "INSERT INTO contracts (id, version, digest, registered_at, body) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO contracts (id, version, digest, registered_at, body, entry) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (id, version) DO NOTHING",
-            &[&row.id, &row.version, &row.digest, &(at as i64), &row.body],
+            &[&row.id, &row.version, &row.digest, &(at as i64), &row.body, &entry],
         )
         .map_err(&db)?;
     if inserted == 0 {
@@ -527,25 +786,62 @@ fn register(client: &mut Client, contract: Contract, at: u64, location: &str) ->
     }
     transaction.execute("DELETE FROM deprecations WHERE id = $1", &[&row.id]).map_err(&db)?;
     bump_generation(&mut transaction, location)?;
+    let change = RegistryChange {
+        event: "register".into(),
+        service: row.id.clone(),
+        version: Some(row.version.clone()),
+        digest: Some(row.digest.clone()),
+        by: by.to_string(),
+        at,
+        registry: String::new(),
+    };
+    let grown = log_change(&mut transaction, head.as_ref(), &frontier, change, location)?;
     let record = read_services(&mut transaction, Some(&row.id), location)?.pop();
     transaction.commit().map_err(&db)?;
+    *tree = Some(grown);
     record.ok_or_else(|| StoreError::Corrupt(format!("service `{}` vanished after registration", row.id)))
 }
 
-fn deprecate(client: &mut Client, id: &str, at: u64, location: &str) -> Result<ServiceRecord, StoreError> {
+fn deprecate(
+    client: &mut Client,
+    tree: &mut Option<Frontier>,
+    id: &str,
+    at: u64,
+    by: &str,
+    location: &str,
+) -> Result<ServiceRecord, StoreError> {
     let db = database(location);
     let mut transaction = client.transaction().map_err(&db)?;
     let known = transaction.query_opt("SELECT 1 FROM contracts WHERE id = $1 LIMIT 1", &[&id]).map_err(&db)?;
     if known.is_none() {
         return Err(StoreError::UnknownService(caio_calculus::contract::quoted(id)));
     }
+    let (head, frontier) = locked(&mut transaction, tree, location)?;
+    let entry = frontier.size() as i64;
     let added = transaction
-        .execute("INSERT INTO deprecations (id, at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", &[&id, &(at as i64)])
+        .execute(
+            "INSERT INTO deprecations (id, at, entry) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+            &[&id, &(at as i64), &entry],
+        )
         .map_err(&db)?;
+    let mut grown = None;
     if added > 0 {
         bump_generation(&mut transaction, location)?;
+        let change = RegistryChange {
+            event: "deprecate".into(),
+            service: id.to_string(),
+            version: None,
+            digest: None,
+            by: by.to_string(),
+            at,
+            registry: String::new(),
+        };
+        grown = Some(log_change(&mut transaction, head.as_ref(), &frontier, change, location)?);
     }
     let record = read_services(&mut transaction, Some(id), location)?.pop();
     transaction.commit().map_err(&db)?;
+    if grown.is_some() {
+        *tree = grown;
+    }
     record.ok_or_else(|| StoreError::UnknownService(caio_calculus::contract::quoted(id)))
 }

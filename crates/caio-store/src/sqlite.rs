@@ -22,14 +22,20 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use caio_calculus::contract::Contract;
+use caio_calculus::merkle::{Frontier, Hash};
 use caio_calculus::trace::{Body, Trace, append};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use crate::chain::{RangeCheck, check_head};
 use crate::migrations::SQLITE;
 use crate::records::{assemble, new_version, trace_row};
+use crate::registry_log::{self, RegistryChange, RegistryState, RowEntries};
+use crate::tree::{self, SavedNode, Source};
 use crate::writer;
-use crate::{ChainReport, Pending, ServiceRecord, Store, StoreError};
+use crate::{
+    ChainReport, ConsistencyProof, InclusionProof, Pending, ServiceRecord, Store, StoreError, StoredCheckpoint,
+    TreeHead,
+};
 
 /// How the file is synced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,14 +111,21 @@ impl SqliteStore {
                 "PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;"
             ))
             .map_err(&db)?;
-        migrate(&mut connection, &path)?;
+        let migrated_from = migrate(&mut connection, &path)?;
         let head = verify_head(&connection, &path)?;
+        let mut writer = Writer {
+            frontier: load_tree(&mut connection, &path, head.as_ref())?,
+            connection,
+            path: path.clone(),
+            head,
+        };
+        writer.check_registry(migrated_from)?;
         let (sender, receiver) = mpsc::channel();
         let max_batch = options.max_batch.max(1);
         let writer_path = path.clone();
         let thread = std::thread::Builder::new()
             .name("caio-store-writer".into())
-            .spawn(move || writer::run(&mut Writer { connection, path: writer_path, head }, receiver, max_batch))
+            .spawn(move || writer::run(&mut Writer { path: writer_path, ..writer }, receiver, max_batch))
             .map_err(|e| StoreError::Database { location: path.display().to_string(), message: e.to_string() })?;
         let checkpointer = spawn_checkpointer(&path, synchronous)?;
         Ok(SqliteStore {
@@ -194,8 +207,9 @@ fn spawn_checkpointer(path: &Path, synchronous: &str) -> Result<(mpsc::Sender<()
     Ok((stop, thread))
 }
 
-/// Applies the migrations the file lacks, in one transaction.
-fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
+/// Applies the migrations the file lacks, in one transaction; returns the
+/// schema version the file had.
+fn migrate(connection: &mut Connection, path: &Path) -> Result<i64, StoreError> {
     let db = database(path);
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(&db)?;
     let known = SQLITE.len() as i64;
@@ -212,7 +226,8 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
         transaction.execute_batch(migration).map_err(&db)?;
         transaction.pragma_update(None, "user_version", i as i64 + 1).map_err(&db)?;
     }
-    transaction.commit().map_err(&db)
+    transaction.commit().map_err(&db)?;
+    Ok(version)
 }
 
 fn load_trace(connection: &Connection, sql: &str, arg: i64, path: &Path) -> Result<Option<Trace>, StoreError> {
@@ -252,6 +267,139 @@ fn verify_head(connection: &Connection, path: &Path) -> Result<Option<Trace>, St
     Ok(head)
 }
 
+/// The tree's reads on one connection.
+struct SqliteSource<'a> {
+    connection: &'a Connection,
+    path: &'a Path,
+}
+
+impl Source for SqliteSource<'_> {
+    fn link_hashes(&mut self, lo: u64, hi: u64) -> Result<Vec<(u64, String)>, StoreError> {
+        let db = database(self.path);
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT seq, hash FROM traces WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")
+            .map_err(&db)?;
+        let rows = statement
+            .query_map([clamp(lo), clamp(hi)], |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, String>(1)?)))
+            .map_err(&db)?;
+        rows.collect::<Result<_, _>>().map_err(&db)
+    }
+
+    fn node(&mut self, height: u32, index: u64) -> Result<Option<Hash>, StoreError> {
+        let db = database(self.path);
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        let bytes: Option<Vec<u8>> = self
+            .connection
+            .prepare_cached("SELECT hash FROM tree_nodes WHERE height = ?1 AND idx = ?2")
+            .map_err(&db)?
+            .query_row(params![height, index], |row| row.get(0))
+            .optional()
+            .map_err(&db)?;
+        bytes
+            .map(|b| {
+                b.try_into()
+                    .map_err(|_| StoreError::Corrupt(format!("the saved tree node {height}/{index} is not 32 bytes")))
+            })
+            .transpose()
+    }
+}
+
+/// The log's size when its newest entry is `head`.
+fn size_of(head: Option<&Trace>) -> u64 {
+    head.map_or(0, |h| h.seq + 1)
+}
+
+/// The tree of the log when the store opens: from the saved nodes, or
+/// rebuilt from every entry (and saved) for a log an older caio wrote.
+fn load_tree(connection: &mut Connection, path: &Path, head: Option<&Trace>) -> Result<Frontier, StoreError> {
+    let size = size_of(head);
+    let mut source = SqliteSource { connection, path };
+    if tree::saved_nodes_present(&mut source, size)? {
+        return tree::frontier(&mut source, size);
+    }
+    let (frontier, nodes) = tree::rebuild(&mut source, size)?;
+    let db = database(path);
+    let transaction = connection.transaction().map_err(&db)?;
+    save_nodes(&transaction, &nodes, path)?;
+    transaction.commit().map_err(&db)?;
+    Ok(frontier)
+}
+
+fn save_nodes(transaction: &Transaction<'_>, nodes: &[SavedNode], path: &Path) -> Result<(), StoreError> {
+    let db = database(path);
+    let mut insert = transaction
+        .prepare_cached("INSERT OR REPLACE INTO tree_nodes (height, idx, hash) VALUES (?1, ?2, ?3)")
+        .map_err(&db)?;
+    for (height, index, hash) in nodes {
+        insert.execute(params![height, *index as i64, &hash[..]]).map_err(&db)?;
+    }
+    Ok(())
+}
+
+/// The log entries each stored version and deprecation names.
+fn registry_entries(connection: &Connection, path: &Path) -> Result<RowEntries, StoreError> {
+    let db = database(path);
+    let mut versions = BTreeMap::new();
+    let mut statement = connection.prepare("SELECT id, version, entry FROM contracts").map_err(&db)?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<i64>>(2)?)))
+        .map_err(&db)?;
+    for row in rows {
+        let (id, version, entry) = row.map_err(&db)?;
+        versions.insert((id, version), entry.map(|e| e as u64));
+    }
+    let mut deprecations = BTreeMap::new();
+    let mut statement = connection.prepare("SELECT id, entry FROM deprecations").map_err(&db)?;
+    let rows =
+        statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?))).map_err(&db)?;
+    for row in rows {
+        let (id, entry) = row.map_err(&db)?;
+        deprecations.insert(id, entry.map(|e| e as u64));
+    }
+    Ok(RowEntries { versions, deprecations })
+}
+
+fn stored_checkpoints(connection: &Connection, path: &Path) -> Result<Vec<(u64, Hash)>, StoreError> {
+    let db = database(path);
+    let mut statement = connection.prepare("SELECT size, root FROM checkpoints").map_err(&db)?;
+    let rows = statement.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))).map_err(&db)?;
+    let mut checkpoints = Vec::new();
+    for row in rows {
+        let (size, root) = row.map_err(&db)?;
+        let root = root.try_into().map_err(|_| {
+            StoreError::Corrupt(format!("the checkpoint of size {size} has a root that is not 32 bytes"))
+        })?;
+        checkpoints.push((size as u64, root));
+    }
+    Ok(checkpoints)
+}
+
+fn read_checkpoint(
+    connection: &Connection,
+    size: Option<u64>,
+    path: &Path,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let db = database(path);
+    let size = size.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+    connection
+        .query_row(
+            "SELECT size, root, note FROM checkpoints WHERE ?1 IS NULL OR size = ?1 ORDER BY size DESC LIMIT 1",
+            [size],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, String>(2)?)),
+        )
+        .optional()
+        .map_err(&db)
+        .map(|row| {
+            row.map(|(size, root, note)| StoredCheckpoint {
+                size: size as u64,
+                root: caio_calculus::trace::hex(&root),
+                note,
+            })
+        })
+}
+
 /// Reads the service records, in id order; versions in semantic-version order.
 fn read_services(connection: &Connection, only: Option<&str>, path: &Path) -> Result<Vec<ServiceRecord>, StoreError> {
     let db = database(path);
@@ -286,12 +434,12 @@ fn read_services(connection: &Connection, only: Option<&str>, path: &Path) -> Re
 }
 
 impl Store for SqliteStore {
-    fn register(&self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.writer.register(contract, at)
+    fn register(&self, contract: Contract, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
+        self.writer.register(contract, at, by)
     }
 
-    fn deprecate(&self, id: &str, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.writer.deprecate(id, at)
+    fn deprecate(&self, id: &str, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
+        self.writer.deprecate(id, at, by)
     }
 
     fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
@@ -322,6 +470,44 @@ impl Store for SqliteStore {
     fn verify(&self, from: Option<u64>, to: Option<u64>) -> Result<ChainReport, StoreError> {
         self.read(|connection| verify_range(connection, from, to, &self.path))
     }
+
+    fn tree_head(&self) -> Result<TreeHead, StoreError> {
+        self.read(|connection| {
+            let size = size_of(head_of(connection, &self.path)?.as_ref());
+            tree::head(&mut SqliteSource { connection, path: &self.path }, size)
+        })
+    }
+
+    fn inclusion_proof(&self, seq: u64, size: u64) -> Result<InclusionProof, StoreError> {
+        self.read(|connection| {
+            within(size, connection, &self.path)?;
+            tree::inclusion(&mut SqliteSource { connection, path: &self.path }, seq, size)
+        })
+    }
+
+    fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError> {
+        self.read(|connection| {
+            within(to, connection, &self.path)?;
+            tree::consistency(&mut SqliteSource { connection, path: &self.path }, from, to)
+        })
+    }
+
+    fn save_checkpoint(&self, head: TreeHead, note: String) -> Result<(), StoreError> {
+        self.writer.save_checkpoint(head, note)
+    }
+
+    fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.read(|connection| read_checkpoint(connection, size, &self.path))
+    }
+}
+
+/// Refuses a tree size beyond the log.
+fn within(size: u64, connection: &Connection, path: &Path) -> Result<(), StoreError> {
+    let log = size_of(head_of(connection, path)?.as_ref());
+    if size > log {
+        return Err(StoreError::NoProof(caio_calculus::merkle::ProofError::Shrunk { old: size, new: log }));
+    }
+    Ok(())
 }
 
 /// Streams the traces of `from..=to` through the chain check.
@@ -336,7 +522,8 @@ fn verify_range(
     let (low, high) = (from.map_or(0, clamp), to.map_or(i64::MAX, clamp));
     let recorded = recorded_head(connection, path)?;
     let head = head_of(connection, path)?;
-    let mut check = RangeCheck::new(from, head.map(|h| h.seq), recorded);
+    let checkpoints = if from.is_none() { stored_checkpoints(connection, path)? } else { Vec::new() };
+    let mut check = RangeCheck::new(from, head.map(|h| h.seq), recorded, checkpoints);
     let mut statement =
         connection.prepare(&format!("{SELECT_TRACE} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")).map_err(&db)?;
     let mut rows = statement.query(params![low, high]).map_err(&db)?;
@@ -348,47 +535,129 @@ fn verify_range(
             &row.get::<_, String>(3).map_err(&db)?,
         )?)?;
     }
-    check.finish()
+    let registry = if from.is_none() && to.is_none() {
+        RegistryState::of_records(&read_services(connection, None, path)?)
+    } else {
+        RegistryState::default()
+    };
+    check.finish(|size| tree::head(&mut SqliteSource { connection, path }, size), &registry)
 }
 
-/// The engine of the writer thread: the writing connection and the head
-/// of the log, which only this thread moves.
+/// The engine of the writer thread: the writing connection, the head of
+/// the log and its tree, which only this thread moves.
 struct Writer {
     connection: Connection,
     path: PathBuf,
     head: Option<Trace>,
+    frontier: Frontier,
 }
 
-impl writer::Engine for Writer {
-    fn write(&mut self, work: Vec<Body>) -> Result<Vec<Trace>, StoreError> {
-        let db = database(&self.path);
-        let transaction = self.connection.transaction().map_err(&db)?;
-        let mut linked: Vec<Trace> = Vec::with_capacity(work.len());
-        {
-            let mut insert = transaction
-                .prepare_cached("INSERT INTO traces (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(&db)?;
-            for body in work {
-                let previous = linked.last().or(self.head.as_ref());
-                let trace = append(previous, body).map_err(|full| StoreError::Full(full.0))?;
-                let seq = i64::try_from(trace.seq).map_err(|_| StoreError::Full(trace.seq - 1))?;
-                insert.execute(params![seq, trace.prev_hash, trace.hash, trace.body.as_str()]).map_err(&db)?;
-                linked.push(trace);
-            }
+/// Links `bodies` to the log in `transaction`: the traces, the tree's new
+/// saved nodes and the recorded head. The head and tree given are updated
+/// only in the returned copies, so that a failed commit leaves no trace.
+fn link(
+    transaction: &Transaction<'_>,
+    head: Option<&Trace>,
+    frontier: &Frontier,
+    bodies: Vec<Body>,
+    path: &Path,
+) -> Result<(Vec<Trace>, Frontier), StoreError> {
+    let db = database(path);
+    let mut linked: Vec<Trace> = Vec::with_capacity(bodies.len());
+    let mut frontier = frontier.clone();
+    let mut nodes = Vec::new();
+    {
+        let mut insert = transaction
+            .prepare_cached("INSERT INTO traces (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(&db)?;
+        for body in bodies {
+            let previous = linked.last().or(head);
+            let trace = append(previous, body).map_err(|full| StoreError::Full(full.0))?;
+            let seq = i64::try_from(trace.seq).map_err(|_| StoreError::Full(trace.seq - 1))?;
+            insert.execute(params![seq, trace.prev_hash, trace.hash, trace.body.as_str()]).map_err(&db)?;
+            tree::grow(&mut frontier, trace.seq, &trace.hash, &mut nodes)?;
+            linked.push(trace);
         }
-        let Some(last) = linked.last() else { return Ok(linked) };
+    }
+    save_nodes(transaction, &nodes, path)?;
+    if let Some(last) = linked.last() {
         transaction
             .execute(
                 "INSERT INTO meta (key, value) VALUES ('head', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [&last.hash],
             )
             .map_err(&db)?;
+    }
+    Ok((linked, frontier))
+}
+
+impl Writer {
+    /// Checks the registry against the log when the store opens, and logs
+    /// the rows an older caio stored without entries (one registration or
+    /// deprecation entry each, by [`MIGRATION_ACTOR`]).
+    fn check_registry(&mut self, migrated_from: i64) -> Result<(), StoreError> {
+        let records = read_services(&self.connection, None, &self.path)?;
+        let rows = registry_entries(&self.connection, &self.path)?;
+        let (connection, path) = (&self.connection, &self.path);
+        let unlogged = registry_log::check_rows(&records, &rows, |seq| {
+            load_trace(connection, &format!("{SELECT_TRACE} WHERE seq = ?1"), seq as i64, path)
+        })?;
+        if unlogged.is_empty() {
+            return Ok(());
+        }
+        if !(1..2).contains(&migrated_from) {
+            return Err(registry_log::unexplained(&unlogged));
+        }
+        let db = database(&self.path);
+        let transaction = self.connection.transaction().map_err(&db)?;
+        let mut head = self.head.clone();
+        let mut frontier = self.frontier.clone();
+        for (change, (id, version)) in registry_log::migration_changes(&records) {
+            let (trace, grown) = Writer::log_change(&transaction, head.as_ref(), &frontier, change, &self.path)?;
+            match version {
+                Some(version) => transaction.execute(
+                    "UPDATE contracts SET entry = ?1 WHERE id = ?2 AND version = ?3",
+                    params![trace.seq as i64, id, version],
+                ),
+                None => transaction
+                    .execute("UPDATE deprecations SET entry = ?1 WHERE id = ?2", params![trace.seq as i64, id]),
+            }
+            .map_err(&db)?;
+            head = Some(trace);
+            frontier = grown;
+        }
+        transaction.commit().map_err(&db)?;
+        self.head = head;
+        self.frontier = frontier;
+        Ok(())
+    }
+
+    /// Writes a registry change's entry in `transaction`.
+    fn log_change(
+        transaction: &Transaction<'_>,
+        head: Option<&Trace>,
+        frontier: &Frontier,
+        change: RegistryChange,
+        path: &Path,
+    ) -> Result<(Trace, Frontier), StoreError> {
+        let (linked, grown) = link(transaction, head, frontier, vec![change.body()], path)?;
+        Ok((linked.into_iter().next().expect("one entry"), grown))
+    }
+}
+
+impl writer::Engine for Writer {
+    fn write(&mut self, work: Vec<Body>) -> Result<Vec<Trace>, StoreError> {
+        let db = database(&self.path);
+        let transaction = self.connection.transaction().map_err(&db)?;
+        let (linked, frontier) = link(&transaction, self.head.as_ref(), &self.frontier, work, &self.path)?;
+        let Some(last) = linked.last() else { return Ok(linked) };
         transaction.commit().map_err(&db)?;
         self.head = Some(last.clone());
+        self.frontier = frontier;
         Ok(linked)
     }
 
-    fn register(&mut self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError> {
+    fn register(&mut self, contract: Contract, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
         let row = new_version(&contract)?;
         let db = database(&self.path);
         let transaction = self.connection.transaction().map_err(&db)?;
@@ -401,37 +670,82 @@ impl writer::Engine for Writer {
         if exists.is_some() {
             return Err(StoreError::Duplicate { service: row.id, version: row.version });
         }
+        let seq = size_of(self.head.as_ref());
         transaction
             .execute(
-                "INSERT INTO contracts (id, version, digest, registered_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![row.id, row.version, row.digest, at as i64, row.body],
+                "INSERT INTO contracts (id, version, digest, registered_at, body, entry) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![row.id, row.version, row.digest, at as i64, row.body, seq as i64],
             )
             .map_err(&db)?;
         transaction.execute("DELETE FROM deprecations WHERE id = ?1", [&contract.id]).map_err(&db)?;
+        let registry = RegistryState::of_records(&read_services(&transaction, None, &self.path)?).digest();
+        let change = RegistryChange {
+            event: "register".into(),
+            service: row.id.clone(),
+            version: Some(row.version.clone()),
+            digest: Some(row.digest.clone()),
+            by: by.to_string(),
+            at,
+            registry,
+        };
+        let (trace, frontier) =
+            Writer::log_change(&transaction, self.head.as_ref(), &self.frontier, change, &self.path)?;
+        let record = read_services(&transaction, Some(&contract.id), &self.path)?.pop();
         transaction.commit().map_err(&db)?;
-        read_services(&self.connection, Some(&contract.id), &self.path)?
-            .pop()
-            .ok_or_else(|| StoreError::Corrupt(format!("service `{}` vanished after registration", contract.id)))
+        self.head = Some(trace);
+        self.frontier = frontier;
+        record.ok_or_else(|| StoreError::Corrupt(format!("service `{}` vanished after registration", contract.id)))
     }
 
-    fn deprecate(&mut self, id: &str, at: u64) -> Result<ServiceRecord, StoreError> {
+    fn deprecate(&mut self, id: &str, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
         let db = database(&self.path);
-        let known: Option<i64> = self
-            .connection
+        let transaction = self.connection.transaction().map_err(&db)?;
+        let known: Option<i64> = transaction
             .query_row("SELECT 1 FROM contracts WHERE id = ?1 LIMIT 1", [id], |row| row.get(0))
             .optional()
             .map_err(&db)?;
         if known.is_none() {
             return Err(StoreError::UnknownService(caio_calculus::contract::quoted(id)));
         }
-        self.connection
+        let seq = size_of(self.head.as_ref());
+        let added = transaction
             .execute(
-                "INSERT INTO deprecations (id, at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-                params![id, at as i64],
+                "INSERT INTO deprecations (id, at, entry) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
+                params![id, at as i64, seq as i64],
             )
             .map_err(&db)?;
-        read_services(&self.connection, Some(id), &self.path)?
-            .pop()
-            .ok_or_else(|| StoreError::UnknownService(caio_calculus::contract::quoted(id)))
+        let mut moved = None;
+        if added > 0 {
+            let registry = RegistryState::of_records(&read_services(&transaction, None, &self.path)?).digest();
+            let change = RegistryChange {
+                event: "deprecate".into(),
+                service: id.to_string(),
+                version: None,
+                digest: None,
+                by: by.to_string(),
+                at,
+                registry,
+            };
+            moved = Some(Writer::log_change(&transaction, self.head.as_ref(), &self.frontier, change, &self.path)?);
+        }
+        let record = read_services(&transaction, Some(id), &self.path)?.pop();
+        transaction.commit().map_err(&db)?;
+        if let Some((trace, frontier)) = moved {
+            self.head = Some(trace);
+            self.frontier = frontier;
+        }
+        record.ok_or_else(|| StoreError::UnknownService(caio_calculus::contract::quoted(id)))
+    }
+
+    fn save_checkpoint(&mut self, head: TreeHead, note: &str) -> Result<(), StoreError> {
+        let db = database(&self.path);
+        let size = i64::try_from(head.size).map_err(|_| StoreError::Full(head.size))?;
+        self.connection
+            .execute(
+                "INSERT INTO checkpoints (size, root, note) VALUES (?1, ?2, ?3) ON CONFLICT (size) DO NOTHING",
+                params![size, &head.root[..], note],
+            )
+            .map_err(&db)
+            .map(drop)
     }
 }

@@ -13,15 +13,16 @@ use std::sync::mpsc;
 use caio_calculus::contract::Contract;
 use caio_calculus::trace::{Body, Trace};
 
-use crate::{Pending, ServiceRecord, StoreError};
+use crate::{Pending, ServiceRecord, StoreError, TreeHead};
 
 type Reply<T> = mpsc::Sender<Result<T, StoreError>>;
 
 /// What the writer is asked to do.
 pub(crate) enum Command {
     Append(Queued),
-    Register { contract: Box<Contract>, at: u64, reply: Reply<ServiceRecord> },
-    Deprecate { id: String, at: u64, reply: Reply<ServiceRecord> },
+    Register { contract: Box<Contract>, at: u64, by: String, reply: Reply<ServiceRecord> },
+    Deprecate { id: String, at: u64, by: String, reply: Reply<ServiceRecord> },
+    SaveCheckpoint { head: TreeHead, note: String, reply: Reply<()> },
 }
 
 /// An append waiting for the writer: the body (already canonical text,
@@ -36,10 +37,12 @@ pub(crate) trait Engine {
     /// Links the bodies to the head of the log and commits them in one
     /// transaction.
     fn write(&mut self, work: Vec<Body>) -> Result<Vec<Trace>, StoreError>;
-    /// Registers a version.
-    fn register(&mut self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError>;
-    /// Deprecates a service.
-    fn deprecate(&mut self, id: &str, at: u64) -> Result<ServiceRecord, StoreError>;
+    /// Registers a version, with its entry in the log.
+    fn register(&mut self, contract: Contract, at: u64, by: &str) -> Result<ServiceRecord, StoreError>;
+    /// Deprecates a service, with its entry in the log.
+    fn deprecate(&mut self, id: &str, at: u64, by: &str) -> Result<ServiceRecord, StoreError>;
+    /// Keeps a signed checkpoint.
+    fn save_checkpoint(&mut self, head: TreeHead, note: &str) -> Result<(), StoreError>;
 }
 
 /// Serves `commands` until every sender is gone.
@@ -50,13 +53,17 @@ pub(crate) fn run(engine: &mut impl Engine, commands: mpsc::Receiver<Command>, m
         while let Some(command) = next.take() {
             match command {
                 Command::Append(queued) => appends.push(queued),
-                Command::Register { contract, at, reply } => {
+                Command::Register { contract, at, by, reply } => {
                     flush(engine, &mut appends);
-                    let _ = reply.send(engine.register(*contract, at));
+                    let _ = reply.send(engine.register(*contract, at, &by));
                 }
-                Command::Deprecate { id, at, reply } => {
+                Command::Deprecate { id, at, by, reply } => {
                     flush(engine, &mut appends);
-                    let _ = reply.send(engine.deprecate(&id, at));
+                    let _ = reply.send(engine.deprecate(&id, at, &by));
+                }
+                Command::SaveCheckpoint { head, note, reply } => {
+                    flush(engine, &mut appends);
+                    let _ = reply.send(engine.save_checkpoint(head, &note));
                 }
             }
             if appends.len() < max_batch {
@@ -112,12 +119,16 @@ impl Handle {
         outcome.recv().unwrap_or(Err(StoreError::Closed))
     }
 
-    pub(crate) fn register(&self, contract: Contract, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.request(|reply| Command::Register { contract: Box::new(contract), at, reply })
+    pub(crate) fn register(&self, contract: Contract, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
+        self.request(|reply| Command::Register { contract: Box::new(contract), at, by: by.to_string(), reply })
     }
 
-    pub(crate) fn deprecate(&self, id: &str, at: u64) -> Result<ServiceRecord, StoreError> {
-        self.request(|reply| Command::Deprecate { id: id.to_string(), at, reply })
+    pub(crate) fn deprecate(&self, id: &str, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
+        self.request(|reply| Command::Deprecate { id: id.to_string(), at, by: by.to_string(), reply })
+    }
+
+    pub(crate) fn save_checkpoint(&self, head: TreeHead, note: String) -> Result<(), StoreError> {
+        self.request(|reply| Command::SaveCheckpoint { head, note, reply })
     }
 
     pub(crate) fn append(&self, body: Body) -> Pending {

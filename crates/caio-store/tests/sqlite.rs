@@ -63,11 +63,12 @@ fn tampering_is_found_when_the_store_opens_or_verifies() {
     tamper(&cut, "DELETE FROM traces WHERE seq = 4");
     let err = SqliteStore::open(&cut).unwrap_err().to_string();
     assert!(err.contains("is not the recorded head"), "{err}");
-    // The first trace removed: found by a full verification.
+    // The first trace removed: in a log this small, the tree read at open
+    // finds it.
     let start = copy("start.db");
     tamper(&start, "DELETE FROM traces WHERE seq = 0");
-    let store = SqliteStore::open(&start).unwrap();
-    assert!(store.verify(None, None).unwrap_err().to_string().contains("does not start at GENESIS"));
+    let err = SqliteStore::open(&start).unwrap_err().to_string();
+    assert_eq!(err, "the trace log does not verify at entry 0: the entry is missing (entries were removed)");
     // The untouched file verifies.
     assert_eq!(SqliteStore::open(&path).unwrap().verify(None, None).unwrap().checked, 5);
 }
@@ -80,11 +81,118 @@ fn a_file_from_a_newer_caio_is_refused_and_closed_stores_say_so() {
     tamper(&path, "PRAGMA user_version = 99");
     let err = SqliteStore::open(&path).unwrap_err().to_string();
     assert!(err.contains("schema version 99, written by a newer caio"), "{err}");
-    tamper(&path, "PRAGMA user_version = 1");
+    tamper(&path, "PRAGMA user_version = 2");
     let store = SqliteStore::open(&path).unwrap();
     store.close();
     assert_eq!(store.append(body(0)).wait(), Err(StoreError::Closed));
-    assert_eq!(store.register(contract("a", "1.0.0"), 1), Err(StoreError::Closed));
+    assert_eq!(store.register(contract("a", "1.0.0"), 1, "admin"), Err(StoreError::Closed));
     let missing = SqliteStore::open(dir.path().join("no/such/dir/caio.db")).unwrap_err();
     assert!(matches!(missing, StoreError::Database { .. }), "{missing}");
+}
+
+#[test]
+fn the_merkle_tree_proves_entries_and_checkpoints_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("caio.db");
+    common::the_tree_proves_every_entry(&SqliteStore::open(&path).unwrap());
+    // Reopened, the tree grows from its saved nodes.
+    let store = SqliteStore::open(&path).unwrap();
+    store.append(body(1000)).wait().unwrap();
+    assert_eq!(store.tree_head().unwrap().size, 702);
+    assert_eq!(store.verify(None, None).unwrap().checkpoints, 1);
+    drop(store);
+    // A saved node edited: the full verification recomputes the tree.
+    let nodes = dir.path().join("nodes.db");
+    std::fs::copy(&path, &nodes).unwrap();
+    tamper(&nodes, "UPDATE tree_nodes SET hash = zeroblob(32) WHERE height = 9");
+    let err = SqliteStore::open(&nodes).unwrap().verify(None, None).unwrap_err().to_string();
+    assert!(err.contains("saved nodes were edited"), "{err}");
+    // History rewritten behind a checkpoint: the stored checkpoint says so.
+    let rewritten = dir.path().join("rewritten.db");
+    std::fs::copy(&path, &rewritten).unwrap();
+    tamper(&rewritten, "UPDATE checkpoints SET root = zeroblob(32)");
+    let err = SqliteStore::open(&rewritten).unwrap().verify(None, None).unwrap_err().to_string();
+    assert!(err.contains("at entry 700: the tree of the first 701 entries has root"), "{err}");
+}
+
+#[test]
+fn registry_changes_are_entries_and_an_edited_row_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("caio.db");
+    common::registry_changes_are_log_entries(&SqliteStore::open(&path).unwrap());
+    let copy = |name: &str| {
+        let copy = dir.path().join(name);
+        std::fs::copy(&path, &copy).unwrap();
+        copy
+    };
+    // The endpoint moved to another host behind the store's back.
+    let edited = copy("edited.db");
+    tamper(&edited, "UPDATE contracts SET body = replace(body, '127.0.0.1:11434', 'evil.example:80')");
+    let err = SqliteStore::open(&edited).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Contradicted { service, version, entry: 0, reason } if service == "a" && version == "1.0.0" && reason.contains("the row was edited")),
+        "{err}"
+    );
+    // A version added with no entry.
+    let added = copy("added.db");
+    tamper(&added, "INSERT INTO contracts SELECT id, '9.0.0', digest, registered_at, body, NULL FROM contracts");
+    let err = SqliteStore::open(&added).unwrap_err().to_string();
+    assert!(err.contains("names no log entry (it was added behind the store's back)"), "{err}");
+    // The deprecation deleted, so that the service routes again: the store
+    // is back at the state of an earlier entry, which opening cannot tell
+    // from the truth; the full verification replays the log and finds it.
+    let undeprecated = copy("undeprecated.db");
+    tamper(&undeprecated, "DELETE FROM deprecations");
+    let err = SqliteStore::open(&undeprecated).unwrap().verify(None, None).unwrap_err().to_string();
+    assert!(err.contains("`a` is active in the store but deprecated in the log"), "{err}");
+    // The whole registry deleted: the replay finds that too.
+    let removed = copy("removed.db");
+    tamper(&removed, "DELETE FROM deprecations; DELETE FROM contracts");
+    let err = SqliteStore::open(&removed).unwrap().verify(None, None).unwrap_err().to_string();
+    assert!(err.contains("`a` version 1.0.0 was registered in the log but is missing from the store"), "{err}");
+}
+
+#[test]
+fn a_store_an_older_caio_wrote_gets_its_tree_and_registry_entries() {
+    use caio_calculus::trace::{append, canonical};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    // Schema 1, as caio wrote it before the transparency log: 300 traces, two
+    // versions and a deprecation.
+    tamper(&path, include_str!("fixtures/schema1.sql"));
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let mut head = None;
+    for i in 0..300 {
+        let trace = append(head.as_ref(), body(i)).unwrap();
+        connection
+            .execute(
+                "INSERT INTO traces VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![trace.seq as i64, trace.prev_hash, trace.hash, trace.body.as_str()],
+            )
+            .unwrap();
+        head = Some(trace);
+    }
+    connection.execute("INSERT INTO meta VALUES ('head', ?1)", [&head.unwrap().hash]).unwrap();
+    for (id, version) in [("a", "1.0.0"), ("b", "2.0.0")] {
+        let c = contract(id, version);
+        let view = caio_calculus::rules::service_view(&c);
+        let digest = caio_store::registry_log::contract_digest(&c);
+        connection
+            .execute(
+                "INSERT INTO contracts VALUES (?1, ?2, ?3, 1, ?4)",
+                rusqlite::params![id, version, digest, canonical(&view)],
+            )
+            .unwrap();
+    }
+    connection.execute("INSERT INTO deprecations VALUES ('b', 2)", []).unwrap();
+    drop(connection);
+    let store = SqliteStore::open(&path).unwrap();
+    let report = store.verify(None, None).unwrap();
+    assert_eq!((report.checked, report.registry_changes), (303, 3), "two registrations and a deprecation logged");
+    let change = caio_store::registry_log::RegistryChange::of(&store.trace(300).unwrap().unwrap()).unwrap();
+    assert_eq!(change.by, caio_store::registry_log::MIGRATION_ACTOR);
+    assert_eq!(store.tree_head().unwrap().size, 303);
+    assert!(store.services().unwrap()[1].deprecated_at.is_some());
+    drop(store);
+    assert_eq!(SqliteStore::open(&path).unwrap().verify(None, None).unwrap().registry_changes, 3, "migrated once");
 }

@@ -129,7 +129,7 @@ pub async fn register(
     body: Body,
 ) -> Result<(StatusCode, Json<ServiceView>), ApiError> {
     // An admin only, known before a byte of the body is read.
-    auth::with_permission(&state, &headers, &[&state.0.config.admin_permission]).await?;
+    let admin = auth::with_permission(&state, &headers, &[&state.0.config.admin_permission]).await?;
     let (body, _reserved) = read_unauthenticated(&state, &headers, body).await?;
     let yaml = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("yaml"));
     let format = if yaml { Format::Yaml } else { Format::Json };
@@ -142,11 +142,15 @@ pub async fn register(
     }
     let contract = contracts.remove(0);
     if let Some(problem) = state.gateway().endpoint_problem(&contract) {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_contract", format!("the contract: api.endpoint: {problem}"))
-            .with_details(serde_json::json!({"path": "api.endpoint"})));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_contract",
+            format!("the contract: api.endpoint: {problem}"),
+        )
+        .with_details(serde_json::json!({"path": "api.endpoint"})));
     }
     let at = state.now();
-    let record = blocking(&state, "register", move |store| store.register(contract, at)).await?;
+    let record = blocking(&state, "register", move |store| store.register(contract, at, &admin.claims.sub)).await?;
     refresh(&state).await?;
     Ok((StatusCode::CREATED, Json(view(&state, record))))
 }
@@ -157,9 +161,9 @@ pub async fn deprecate(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ServiceView>, ApiError> {
-    auth::with_permission(&state, &headers, &[&state.0.config.admin_permission]).await?;
+    let admin = auth::with_permission(&state, &headers, &[&state.0.config.admin_permission]).await?;
     let at = state.now();
-    let record = blocking(&state, "deprecate", move |store| store.deprecate(&id, at)).await?;
+    let record = blocking(&state, "deprecate", move |store| store.deprecate(&id, at, &admin.claims.sub)).await?;
     refresh(&state).await?;
     Ok(Json(view(&state, record)))
 }

@@ -51,6 +51,13 @@ pub struct VerifyReport {
     pub anchored: bool,
     /// The head of the log.
     pub head: Option<String>,
+    /// From the log's start: the Merkle tree's root recomputed from the
+    /// entries (hex).
+    pub tree_root: Option<String>,
+    /// Stored checkpoints the recomputed tree matched.
+    pub checkpoints: u64,
+    /// Registry changes replayed against the stored registry.
+    pub registry_changes: u64,
 }
 
 async fn auditor(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -92,13 +99,28 @@ pub async fn verify(
             .map_err(|e| ApiError::internal(format!("verification did not finish: {e}")))?
     };
     match outcome {
-        Ok(ChainReport { first, last, checked, anchored, head }) => {
-            Ok(Json(VerifyReport { valid: true, first, last, checked, anchored, head }))
+        Ok(ChainReport { first, last, checked, anchored, head, tree_root, checkpoints, registry_changes }) => {
+            Ok(Json(VerifyReport {
+                valid: true,
+                first,
+                last,
+                checked,
+                anchored,
+                head,
+                tree_root,
+                checkpoints,
+                registry_changes,
+            }))
         }
         Err(StoreError::Broken(link)) => {
             Err(ApiError::new(StatusCode::CONFLICT, "chain_broken", format!("the trace log does not verify: {link}"))
                 .with_details(serde_json::json!({"seq": link.seq, "reason": link.reason})))
         }
+        Err(tampered @ (StoreError::Corrupt(_) | StoreError::Contradicted { .. })) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "chain_broken",
+            format!("the trace log does not verify: {tampered}"),
+        )),
         Err(other) => Err(ApiError::store(other)),
     }
 }

@@ -319,11 +319,18 @@ pub async fn register(
     }
     let contract = contracts.remove(0);
     if let Some(problem) = state.gateway().endpoint_problem(&contract) {
-        return Ok(unregistered(&state, viewer, format!("the contract: api.endpoint: {problem}"), "api.endpoint".into(), draft));
+        return Ok(unregistered(
+            &state,
+            viewer,
+            format!("the contract: api.endpoint: {problem}"),
+            "api.endpoint".into(),
+            draft,
+        ));
     }
     let id = contract.id.clone();
     let at = state.now();
-    match blocking(&state, "register", move |store| store.register(contract, at)).await {
+    let by = viewer.subject.clone();
+    match blocking(&state, "register", move |store| store.register(contract, at, &by)).await {
         Ok(_) => {}
         Err(e) => return Ok(unregistered(&state, viewer, e.message, String::new(), draft)),
     }
@@ -393,7 +400,10 @@ pub async fn login(
     match session::viewer(&state, &token).await {
         Ok((_, caller)) => {
             let mut response = Redirect::to("/ui").into_response();
-            response.headers_mut().insert(header::SET_COOKIE, session::keep(&token, state.now(), caller.claims.exp, state.0.config.public_origin.as_deref()));
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                session::keep(&token, state.now(), caller.claims.exp, state.0.config.public_origin.as_deref()),
+            );
             response
         }
         Err(e) => refused(&state, e.status, e.message),

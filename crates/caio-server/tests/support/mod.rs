@@ -129,7 +129,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("caio.db")).unwrap();
         for contract in contracts {
-            store.register(contract, 1).unwrap();
+            store.register(contract, 1, "test").unwrap();
         }
         let mut config = ServerConfig::new(
             RouteConfig { auth: auth(), score: Default::default(), control: Default::default() },

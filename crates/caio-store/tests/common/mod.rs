@@ -24,27 +24,29 @@ pub fn body(i: u64) -> caio_calculus::trace::Body {
 pub fn registry_keeps_versions(open: &dyn Fn() -> Box<dyn Store>) {
     let store = open();
     let before = store.registry_generation().unwrap();
-    store.register(contract("a", "1.0.0"), 10).unwrap();
-    store.register(contract("a", "1.10.0"), 11).unwrap();
-    let record = store.register(contract("a", "1.2.0"), 12).unwrap();
+    store.register(contract("a", "1.0.0"), 10, "admin").unwrap();
+    store.register(contract("a", "1.10.0"), 11, "admin").unwrap();
+    let record = store.register(contract("a", "1.2.0"), 12, "admin").unwrap();
     let versions: Vec<&str> = record.versions.iter().map(|v| v.version.as_str()).collect();
     assert_eq!(versions, ["1.0.0", "1.2.0", "1.10.0"], "semantic-version order, not text order");
     assert_eq!(record.active().unwrap().version, "1.10.0");
     assert_eq!(
-        store.register(contract("a", "1.0.0"), 13).unwrap_err(),
+        store.register(contract("a", "1.0.0"), 13, "admin").unwrap_err(),
         StoreError::Duplicate { service: "a".into(), version: "1.0.0".into() }
     );
     let mut invalid = contract("b", "1.0.0");
     invalid.api.endpoint = "javascript:alert(1)".into();
-    assert!(matches!(store.register(invalid, 14), Err(StoreError::Invalid { path, .. }) if path == "api.endpoint"));
-    store.register(contract("b", "1.0.0"), 15).unwrap();
+    assert!(
+        matches!(store.register(invalid, 14, "admin"), Err(StoreError::Invalid { path, .. }) if path == "api.endpoint")
+    );
+    store.register(contract("b", "1.0.0"), 15, "admin").unwrap();
     assert_eq!(store.registry().unwrap().entries().count(), 2);
-    let deprecated = store.deprecate("a", 20).unwrap();
+    let deprecated = store.deprecate("a", 20, "admin").unwrap();
     assert_eq!(deprecated.deprecated_at, Some(20));
     assert_eq!(store.registry().unwrap().entries().map(|e| e.contract.id.as_str()).collect::<Vec<_>>(), ["b"]);
-    assert_eq!(store.deprecate("nope", 21).unwrap_err(), StoreError::UnknownService("nope".into()));
+    assert_eq!(store.deprecate("nope", 21, "admin").unwrap_err(), StoreError::UnknownService("nope".into()));
     // A new version brings a deprecated service back.
-    store.register(contract("a", "2.0.0"), 30).unwrap();
+    store.register(contract("a", "2.0.0"), 30, "admin").unwrap();
     assert_eq!(store.service("a").unwrap().unwrap().deprecated_at, None);
     assert_eq!(store.service("nope").unwrap(), None);
     let after = store.registry_generation().unwrap();
@@ -100,4 +102,72 @@ pub fn concurrent_appends_keep_one_chain(stores: &[Arc<dyn Store>]) {
     for store in stores {
         assert_eq!(store.verify(None, None).unwrap().checked, 400);
     }
+}
+
+/// The Merkle tree over the log: its root at every size, and inclusion and
+/// consistency proofs across the saved subtrees of 256 entries, each
+/// checked as an auditor would, with nothing but hashes, against the root
+/// recomputed from every entry.
+pub fn the_tree_proves_every_entry(store: &dyn Store) {
+    use caio_calculus::merkle::{log_leaf, root, verify_consistency, verify_inclusion};
+    store.register(contract("a", "1.0.0"), 1, "admin").unwrap();
+    for i in 0..700 {
+        store.append(body(i)).wait().unwrap();
+    }
+    let leaves: Vec<_> = (0..701).map(|seq| log_leaf(&store.trace(seq).unwrap().unwrap().hash).unwrap()).collect();
+    let head = store.tree_head().unwrap();
+    assert_eq!((head.size, head.root), (701, root(&leaves)));
+    let root_at = |size: u64| root(&leaves[..size as usize]);
+    for (seq, size) in
+        [(0, 1), (0, 701), (255, 256), (256, 257), (256, 701), (511, 512), (700, 701), (300, 600), (17, 513)]
+    {
+        let proof = store.inclusion_proof(seq, size).unwrap();
+        assert_eq!((proof.seq, proof.size, proof.root.clone()), (seq, size, caio_store::hex(&root_at(size))));
+        let hashes: Vec<_> = proof.proof.iter().map(|h| unhex(h)).collect();
+        assert!(verify_inclusion(&leaves[seq as usize], seq, size, &hashes, &root_at(size)), "entry {seq} of {size}");
+        assert_eq!(proof.leaf, caio_store::hex(&leaves[seq as usize]));
+    }
+    for (from, to) in [(0, 701), (1, 701), (256, 512), (255, 700), (512, 701), (701, 701), (300, 301)] {
+        let proof = store.consistency_proof(from, to).unwrap();
+        let hashes: Vec<_> = proof.proof.iter().map(|h| unhex(h)).collect();
+        assert!(verify_consistency(from, to, &root_at(from), &root_at(to), &hashes), "{from} -> {to}");
+    }
+    assert!(matches!(store.inclusion_proof(0, 702), Err(StoreError::NoProof(_))));
+    assert!(matches!(store.inclusion_proof(701, 701), Err(StoreError::NoProof(_))));
+    assert!(matches!(store.consistency_proof(2, 1), Err(StoreError::NoProof(_))));
+    // A checkpoint is kept, served, and checked by a full verification.
+    store.save_checkpoint(head, "signed note".into()).unwrap();
+    let kept = store.checkpoint(None).unwrap().unwrap();
+    assert_eq!(
+        (kept.size, kept.root.as_str(), kept.note.as_str()),
+        (701, caio_store::hex(&head.root).as_str(), "signed note")
+    );
+    assert_eq!(store.checkpoint(Some(700)).unwrap(), None);
+    let report = store.verify(None, None).unwrap();
+    assert_eq!((report.checkpoints, report.registry_changes), (1, 1));
+    assert_eq!(report.tree_root, Some(caio_store::hex(&head.root)));
+}
+
+/// Registrations and deprecations are entries of the log that name who
+/// made them and the contract's digest.
+pub fn registry_changes_are_log_entries(store: &dyn Store) {
+    use caio_store::registry_log::{RegistryChange, contract_digest};
+    store.register(contract("a", "1.0.0"), 5, "alice").unwrap();
+    store.append(body(0)).wait().unwrap();
+    store.deprecate("a", 6, "bob").unwrap();
+    store.deprecate("a", 7, "bob").unwrap();
+    let changes: Vec<RegistryChange> =
+        (0..3).filter_map(|seq| RegistryChange::of(&store.trace(seq).unwrap().unwrap())).collect();
+    assert_eq!(changes.len(), 2, "a second deprecation of a deprecated service changes nothing");
+    assert_eq!((changes[0].event.as_str(), changes[0].by.as_str(), changes[0].at), ("register", "alice", 5));
+    assert_eq!(changes[0].digest.as_deref(), Some(contract_digest(&contract("a", "1.0.0")).as_str()));
+    assert_eq!((changes[1].event.as_str(), changes[1].by.as_str()), ("deprecate", "bob"));
+    assert_ne!(changes[0].registry, changes[1].registry);
+    assert_eq!(store.verify(None, None).unwrap().registry_changes, 2);
+}
+
+/// A hex hash back as bytes.
+pub fn unhex(text: &str) -> [u8; 32] {
+    let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap()).collect();
+    bytes.try_into().unwrap()
 }

@@ -10,6 +10,10 @@ use caio_store::{Store, StoreError};
 use crate::Outcome;
 use crate::config::{Overrides, Settings, Sources, read_contracts};
 
+/// Who the log names for contracts registered from the `registry` seed
+/// directory when a store starts empty.
+const SEED_ACTOR: &str = "caio serve (registry seed)";
+
 /// Run the router.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -86,7 +90,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         let contracts = read_contracts(dir)?;
         let mut registered = 0;
         for contract in contracts {
-            match store.register(contract, now) {
+            match store.register(contract, now, SEED_ACTOR) {
                 Ok(_) => registered += 1,
                 // Replicas that start together on one empty store all seed
                 // it: the first registration of each version wins.
