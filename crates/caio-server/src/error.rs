@@ -151,7 +151,9 @@ impl ApiError {
             caio_store::StoreError::Duplicate { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "duplicate_version", error.to_string())
             }
-            caio_store::StoreError::UnknownService(_) => ApiError::not_found(error.to_string()),
+            caio_store::StoreError::UnknownService(_) | caio_store::StoreError::NoProof(_) => {
+                ApiError::not_found(error.to_string())
+            }
             other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", other.to_string()),
         }
     }

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod auth;
 pub mod budget;
+pub mod checkpoints;
 pub mod connections;
 pub mod error;
 pub mod http;
@@ -60,6 +61,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/services/{id}", get(api::services::show).delete(api::services::deprecate))
         .route("/v1/traces/verify", get(api::traces::verify))
         .route("/v1/traces/{seq}", get(api::traces::show))
+        .route("/v1/traces/{seq}/proof", get(api::transparency::inclusion))
+        .route("/v1/checkpoint", get(api::transparency::checkpoint))
+        .route("/v1/checkpoints/consistency", get(api::transparency::consistency))
         .route("/healthz", get(api::health::healthz))
         .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(api::health::metrics))
@@ -111,7 +115,10 @@ pub async fn serve(
         let stopped = until_stopped(stopped.clone());
         tokio::spawn(async move { shared.run(gateway.breakers(), stopped).await });
     }
-    tokio::spawn(follow_registry(state.clone(), until_stopped(stopped)));
+    tokio::spawn(follow_registry(state.clone(), until_stopped(stopped.clone())));
+    if state.0.config.checkpoints.is_some() {
+        tokio::spawn(checkpoints::run(state.clone(), until_stopped(stopped)));
+    }
     let read_buffer = registry.limits().read_buffer;
     let served = http::serve(listener, app(state), read_buffer, shutdown);
     let bounded = async {

@@ -13,6 +13,7 @@ use crate::api::health::Health;
 use crate::api::route::RouteResponse;
 use crate::api::services::{ServiceSummary, ServiceView};
 use crate::api::traces::{TraceView, VerifyReport};
+use crate::api::transparency::{ConsistencyView, InclusionView};
 use crate::error::ErrorBody;
 
 /// Who may call an operation.
@@ -127,6 +128,24 @@ pub const OPERATIONS: &[Operation] = &[
         summary: "Verify the hash chain of the log, or of a range (from, to)",
         access: Access::Auditor,
     },
+    Operation {
+        method: "get",
+        path: "/v1/traces/{seq}/proof",
+        summary: "The proof that a trace is in the log's Merkle tree (of `size` entries; default the latest checkpoint's)",
+        access: Access::Open,
+    },
+    Operation {
+        method: "get",
+        path: "/v1/checkpoint",
+        summary: "The latest signed checkpoint of the log (C2SP signed note: origin, size, root, signature)",
+        access: Access::Open,
+    },
+    Operation {
+        method: "get",
+        path: "/v1/checkpoints/consistency",
+        summary: "The proof that the log of `from` entries is a prefix of the log of `to` entries",
+        access: Access::Open,
+    },
     Operation { method: "get", path: "/healthz", summary: "Liveness", access: Access::Open },
     Operation { method: "get", path: "/readyz", summary: "Readiness: the store answers", access: Access::Open },
     Operation { method: "get", path: "/metrics", summary: "Prometheus metrics (text format)", access: Access::Open },
@@ -156,7 +175,7 @@ fn media_types(path: &str) -> (&'static str, &'static str) {
     match path {
         "/v1/audio/transcriptions" | "/v1/audio/translations" => ("multipart/form-data", "application/json"),
         "/v1/audio/speech" => ("application/json", "audio/*"),
-        "/metrics" => ("application/json", "text/plain"),
+        "/metrics" | "/v1/checkpoint" => ("application/json", "text/plain"),
         _ => ("application/json", "application/json"),
     }
 }
@@ -220,6 +239,9 @@ pub fn document() -> Value {
         ("delete", "/v1/services/{id}", None, schema::<ServiceView>(&mut generator)),
         ("get", "/v1/traces/{seq}", None, schema::<TraceView>(&mut generator)),
         ("get", "/v1/traces/verify", None, schema::<VerifyReport>(&mut generator)),
+        ("get", "/v1/traces/{seq}/proof", None, schema::<InclusionView>(&mut generator)),
+        ("get", "/v1/checkpoint", None, json!({"type": "string"})),
+        ("get", "/v1/checkpoints/consistency", None, schema::<ConsistencyView>(&mut generator)),
         ("get", "/healthz", None, json!({"type": "object"})),
         ("get", "/readyz", None, schema::<Health>(&mut generator)),
         ("get", "/metrics", None, json!({"type": "string"})),

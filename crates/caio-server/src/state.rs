@@ -103,6 +103,8 @@ pub struct ServerConfig {
     /// dashboard's same-origin check and `Secure` cookie; `None`: `http://`
     /// and the request's `Host`.
     pub public_origin: Option<String>,
+    /// Signed checkpoints of the log, when a key is configured.
+    pub checkpoints: Option<crate::checkpoints::CheckpointConfig>,
 }
 
 impl ServerConfig {
@@ -122,6 +124,7 @@ impl ServerConfig {
             registry_poll: Duration::from_secs(1),
             connections: crate::connections::ConnectionLimits::default(),
             public_origin: None,
+            checkpoints: None,
         }
     }
 }

@@ -122,7 +122,7 @@ impl RangeCheck {
                     0,
                     size - 1,
                     format!(
-                        "the tree of the first {size} entries has root {}, the stored checkpoint of that size signed {} (the log was rewritten)",
+                        "the tree of the first {size} entries has root {}, a checkpoint of that size signed {} (the log was rewritten after it was signed)",
                         hex(&ours),
                         hex(&root)
                     ),
@@ -206,7 +206,7 @@ impl RangeCheck {
             return Err(broken(
                 0,
                 size,
-                format!("a stored checkpoint signs {beyond} entries but the log has {size} (entries were removed)"),
+                format!("a checkpoint signs {beyond} entries but the log has {size} (entries were removed)"),
             ));
         }
         let root = self.frontier.root();

@@ -163,7 +163,18 @@ pub trait Store: Send + Sync + 'static {
     /// whole log when both are `None`): every hash recomputes and every link
     /// holds; from the start, the log begins at GENESIS; to the end, it ends
     /// at the recorded head.
-    fn verify(&self, from: Option<u64>, to: Option<u64>) -> Result<ChainReport, StoreError>;
+    fn verify(&self, from: Option<u64>, to: Option<u64>) -> Result<ChainReport, StoreError> {
+        self.verify_with(from, to, Vec::new())
+    }
+    /// [`Store::verify`], checking the whole log's tree also against
+    /// checkpoints from elsewhere (size, root), as a signed checkpoint an
+    /// auditor holds.
+    fn verify_with(
+        &self,
+        from: Option<u64>,
+        to: Option<u64>,
+        checkpoints: Vec<(u64, caio_calculus::merkle::Hash)>,
+    ) -> Result<ChainReport, StoreError>;
     /// The size and root of the log's Merkle tree now.
     fn tree_head(&self) -> Result<TreeHead, StoreError>;
     /// The proof that entry `seq` is in the tree of the first `size`

@@ -566,8 +566,13 @@ impl Store for PostgresStore {
         self.read(|client, location| head_of(&mut snapshot(client, location)?, location))
     }
 
-    fn verify(&self, from: Option<u64>, to: Option<u64>) -> Result<ChainReport, StoreError> {
-        self.read(move |client, location| verify_range(client, from, to, location))
+    fn verify_with(
+        &self,
+        from: Option<u64>,
+        to: Option<u64>,
+        checkpoints: Vec<(u64, Hash)>,
+    ) -> Result<ChainReport, StoreError> {
+        self.read(move |client, location| verify_range(client, from, to, checkpoints, location))
     }
 
     fn location(&self) -> String {
@@ -588,6 +593,7 @@ fn verify_range(
     client: &mut Client,
     from: Option<u64>,
     to: Option<u64>,
+    extra: Vec<(u64, Hash)>,
     location: &str,
 ) -> Result<ChainReport, StoreError> {
     let db = database(location);
@@ -598,6 +604,7 @@ fn verify_range(
     let head = head_of(&mut transaction, location)?;
     let mut checkpoints = Vec::new();
     if from.is_none() {
+        checkpoints.extend(extra);
         for row in transaction.query("SELECT size, root FROM checkpoints", &[]).map_err(&db)? {
             let size = row.get::<_, i64>(0) as u64;
             let root: Hash = row.get::<_, Vec<u8>>(1).try_into().map_err(|_| {

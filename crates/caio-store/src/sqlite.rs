@@ -467,8 +467,13 @@ impl Store for SqliteStore {
         self.path.display().to_string()
     }
 
-    fn verify(&self, from: Option<u64>, to: Option<u64>) -> Result<ChainReport, StoreError> {
-        self.read(|connection| verify_range(connection, from, to, &self.path))
+    fn verify_with(
+        &self,
+        from: Option<u64>,
+        to: Option<u64>,
+        checkpoints: Vec<(u64, Hash)>,
+    ) -> Result<ChainReport, StoreError> {
+        self.read(|connection| verify_range(connection, from, to, checkpoints, &self.path))
     }
 
     fn tree_head(&self) -> Result<TreeHead, StoreError> {
@@ -515,6 +520,7 @@ fn verify_range(
     connection: &Connection,
     from: Option<u64>,
     to: Option<u64>,
+    mut checkpoints: Vec<(u64, Hash)>,
     path: &Path,
 ) -> Result<ChainReport, StoreError> {
     let db = database(path);
@@ -522,7 +528,11 @@ fn verify_range(
     let (low, high) = (from.map_or(0, clamp), to.map_or(i64::MAX, clamp));
     let recorded = recorded_head(connection, path)?;
     let head = head_of(connection, path)?;
-    let checkpoints = if from.is_none() { stored_checkpoints(connection, path)? } else { Vec::new() };
+    if from.is_none() {
+        checkpoints.extend(stored_checkpoints(connection, path)?);
+    } else {
+        checkpoints.clear();
+    }
     let mut check = RangeCheck::new(from, head.map(|h| h.seq), recorded, checkpoints);
     let mut statement =
         connection.prepare(&format!("{SELECT_TRACE} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")).map_err(&db)?;

@@ -121,7 +121,6 @@ fn a_connection_the_server_dropped_is_opened_again() {
         .get(0);
     assert!(dropped >= 1, "the store's connections were cut");
     // The first use of a cut connection fails; the next one reconnects.
-    let again = |f: &dyn Fn() -> bool| f() || f();
     let appended = store.append(body(1)).wait();
     let appended = if appended.is_err() { store.append(body(1)).wait() } else { appended };
     assert!(appended.is_ok(), "appends resume: {appended:?}");

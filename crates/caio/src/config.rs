@@ -66,6 +66,32 @@ pub struct LimitsFile {
     pub read_buffer_bytes: Option<usize>,
 }
 
+/// `[checkpoints]` of the file: the transparency log's signed checkpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointsFile {
+    /// The log's Ed25519 private key, PKCS#8 PEM (`openssl genpkey
+    /// -algorithm ed25519`): never one of the token keys.
+    pub key: PathBuf,
+    /// The log's name in its checkpoints (by convention the URL without
+    /// scheme, such as `caio.example.com/log`); no spaces, no `+`.
+    pub origin: String,
+    /// Sign when this many entries were appended since the last checkpoint.
+    #[serde(default = "default_every_entries")]
+    pub every_entries: u64,
+    /// Sign at least this often while the log grows, in milliseconds.
+    #[serde(default = "default_every_ms")]
+    pub every_ms: u64,
+}
+
+fn default_every_entries() -> u64 {
+    1000
+}
+
+fn default_every_ms() -> u64 {
+    10_000
+}
+
 /// The file, as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,6 +138,8 @@ pub struct ConfigFile {
     /// with this request template.
     #[serde(default)]
     pub routes: BTreeMap<String, toml::Table>,
+    /// Signed checkpoints of the log (none: no checkpoints are signed).
+    pub checkpoints: Option<CheckpointsFile>,
 }
 
 /// Settings after the file, the environment and the command line.
@@ -235,7 +263,30 @@ impl Settings {
             .or_else(|| example("examples/policies/default.yaml"));
         let auth = overrides.sources.auth.or_else(|| env_path("CAIO_AUTH")).or(file.auth.clone().map(relative));
         check_score(&file.score)?;
+        let mut file = file;
+        if let Some(checkpoints) = file.checkpoints.as_mut() {
+            checkpoints.key = relative(checkpoints.key.clone());
+        }
         Ok(Settings { listen, store, registry, policy, auth, file })
+    }
+
+    /// How checkpoints are signed, if `[checkpoints]` is set.
+    pub fn checkpoints(&self) -> Result<Option<caio_server::checkpoints::CheckpointConfig>> {
+        let Some(file) = &self.file.checkpoints else { return Ok(None) };
+        let pem = std::fs::read_to_string(&file.key)
+            .with_context(|| format!("[checkpoints] key: {}: cannot read the log key", file.key.display()))?;
+        let signer = caio_store::checkpoint::NoteSigner::from_pem(&file.origin, &pem)
+            .map_err(|e| anyhow::anyhow!("[checkpoints] key: {}: {e}", file.key.display()))?;
+        if file.every_entries == 0 || file.every_ms == 0 {
+            bail!("[checkpoints]: every_entries and every_ms must be > 0");
+        }
+        let every = Duration::from_millis(file.every_ms);
+        Ok(Some(caio_server::checkpoints::CheckpointConfig {
+            signer,
+            every_entries: file.every_entries,
+            every,
+            poll: every.min(Duration::from_millis(250)),
+        }))
     }
 
     /// The key configuration, and whether it is the development one.

@@ -6,6 +6,7 @@ pub mod plan;
 pub mod route;
 pub mod services;
 pub mod traces;
+pub mod transparency;
 
 use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;

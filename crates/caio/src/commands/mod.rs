@@ -6,6 +6,7 @@ pub mod route;
 pub mod serve;
 pub mod token;
 pub mod trace;
+pub mod transparency;
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {

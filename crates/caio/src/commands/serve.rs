@@ -110,6 +110,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     config.public_origin = settings.public_origin(listener.local_addr()?)?;
     config.routes = settings.routes()?;
     config.gateway = settings.file.gateway.clone();
+    config.checkpoints = settings.checkpoints()?;
     config.shared = settings.file.shared.clone();
     if let Some(permission) = &settings.file.admin_permission {
         config.admin_permission = permission.clone();
