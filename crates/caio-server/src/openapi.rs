@@ -8,8 +8,8 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::api::execute::{OrchestrateRequest, OrchestrateResponse};
-use crate::api::plan::{PlanBody, PlanResponse};
 use crate::api::health::Health;
+use crate::api::plan::{PlanBody, PlanResponse};
 use crate::api::route::RouteResponse;
 use crate::api::services::{ServiceSummary, ServiceView};
 use crate::api::traces::{TraceView, VerifyReport};

@@ -150,12 +150,11 @@ fn main() -> ExitCode {
             let signed = checkpoint.zip(key).map(|(file, key)| commands::trace::SignedCheckpoint { file, key });
             commands::trace::verify(&log, from, to, signed)
         }
-        Command::Trace { command: TraceCommand::Prove { store, seq, size } } => {
-            commands::trace::open_store(&store).and_then(|(_, opened)| {
+        Command::Trace { command: TraceCommand::Prove { store, seq, size } } => commands::trace::open_store(&store)
+            .and_then(|(_, opened)| {
                 let store = opened?;
                 commands::transparency::prove(store.as_ref(), seq, size)
-            })
-        }
+            }),
         Command::Trace { command: TraceCommand::CheckProof { proof, key } } => {
             commands::transparency::check_proof(&proof, &key)
         }

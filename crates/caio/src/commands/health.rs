@@ -50,7 +50,10 @@ pub fn run(args: Args) -> Result<Outcome> {
         let mut stream = TcpStream::connect_timeout(&address, timeout)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: caio-health\r\n\r\n")?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: caio-health\r\n\r\n"
+        )?;
         let mut head = Vec::new();
         stream.take(4096).read_to_end(&mut head)?;
         Ok(String::from_utf8_lossy(&head).into_owned())

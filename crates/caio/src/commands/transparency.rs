@@ -93,9 +93,14 @@ pub fn check_proof(file: &Path, key: &str) -> Result<Outcome> {
     if trace.hash != link_hash(trace.seq, &trace.prev_hash, &trace.body) {
         return refuse(format!("trace {}: its hash does not match its content (the trace was edited)", trace.seq));
     }
-    let Some(leaf) = log_leaf(&trace.hash) else { return refuse(format!("trace {}: its hash is not a hash", trace.seq)) };
+    let Some(leaf) = log_leaf(&trace.hash) else {
+        return refuse(format!("trace {}: its hash is not a hash", trace.seq));
+    };
     if checkpoint.size != bundle.size {
-        return refuse(format!("the proof is for a tree of {} entries, the checkpoint signs {}", bundle.size, checkpoint.size));
+        return refuse(format!(
+            "the proof is for a tree of {} entries, the checkpoint signs {}",
+            bundle.size, checkpoint.size
+        ));
     }
     let proof = bundle.proof.iter().map(|h| unhex(h, "proof")).collect::<Result<Vec<_>>>()?;
     if !verify_inclusion(&leaf, trace.seq, checkpoint.size, &proof, &checkpoint.root) {
