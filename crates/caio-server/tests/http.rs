@@ -34,17 +34,23 @@ async fn route(server: &Server, token: Option<&str>, body: &Value) -> (StatusCod
 async fn a_routed_request_is_decided_proven_and_traced() {
     let server = Server::start(Limits::default()).await;
     let caller = token("alice", &["chat.basic"]);
+    let auditor = token("auditor", &["caio:audit"]);
+    // The log opens with the seeded registry's entries; decisions follow.
+    let verify = client().get(format!("{}/v1/traces/verify", server.url)).bearer_auth(&auditor).send().await.unwrap();
+    let (_, before) = json_of(verify).await;
+    let registered = before["registry_changes"].as_u64().unwrap();
+    assert!(registered > 0 && before["checked"] == registered, "{before}");
     let (status, first) = route(&server, Some(&caller), &chat_request("r-1")).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     assert_eq!(first["request_id"], "r-1");
-    assert_eq!(first["trace"]["seq"], 0);
+    assert_eq!(first["trace"]["seq"], registered);
     assert!(first["selected"]["service"].is_string());
     assert!(first["proofs"].as_array().unwrap().iter().all(|p| p["valid"] == true), "{first}");
     assert!(first.get("evidence").is_none(), "evidence only on request");
     assert!(!first["rejected"].as_array().unwrap().is_empty(), "why the others were not chosen");
     let (status, second) = route(&server, Some(&caller), &chat_request("r-2")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(second["trace"]["seq"], 1);
+    assert_eq!(second["trace"]["seq"], registered + 1);
     let full = client()
         .post(format!("{}/v1/route?proofs=full", server.url))
         .bearer_auth(&caller)
@@ -56,8 +62,12 @@ async fn a_routed_request_is_decided_proven_and_traced() {
     assert!(full["evidence"].as_array().unwrap().iter().all(|p| p.get("evidence").is_some()), "{full}");
 
     // The audit trail: one trace, and the whole chain.
-    let auditor = token("auditor", &["caio:audit"]);
-    let trace = client().get(format!("{}/v1/traces/1", server.url)).bearer_auth(&auditor).send().await.unwrap();
+    let trace = client()
+        .get(format!("{}/v1/traces/{}", server.url, registered + 1))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
     let (status, trace) = json_of(trace).await;
     assert_eq!(status, StatusCode::OK, "{trace}");
     assert_eq!(trace["hash"], second["trace"]["hash"]);
@@ -67,10 +77,10 @@ async fn a_routed_request_is_decided_proven_and_traced() {
     let (status, report) = json_of(verify).await;
     assert_eq!(
         (status, report["valid"].clone(), report["checked"].clone(), report["anchored"].clone()),
-        (StatusCode::OK, json!(true), json!(3), json!(true))
+        (StatusCode::OK, json!(true), json!(registered + 3), json!(true))
     );
     let range = client()
-        .get(format!("{}/v1/traces/verify?from=1&to=1", server.url))
+        .get(format!("{}/v1/traces/verify?from={1}&to={1}", server.url, registered + 1))
         .bearer_auth(&auditor)
         .send()
         .await
@@ -284,12 +294,13 @@ async fn health_metrics_openapi_and_trace_context() {
         propagated.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && !propagated.contains("00f067aa0ba902b7"),
         "{propagated}"
     );
+    let (_, routed) = json_of(routed).await;
     route(&server, None, &chat_request("n")).await;
     route(&server, Some(&caller), &json!({"id": "x", "capabilities": ["teleport"]})).await;
     let (status, health) = json_of(client().get(format!("{}/healthz", server.url)).send().await.unwrap()).await;
     assert_eq!((status, health["status"].clone()), (StatusCode::OK, json!("ok")));
     let (status, ready) = json_of(client().get(format!("{}/readyz", server.url)).send().await.unwrap()).await;
-    assert_eq!((status, ready["head"].clone()), (StatusCode::OK, json!(0)), "{ready}");
+    assert_eq!((status, ready["head"].clone()), (StatusCode::OK, routed["trace"]["seq"].clone()), "{ready}");
     let metrics = client().get(format!("{}/metrics", server.url)).send().await.unwrap();
     assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     let metrics = metrics.text().await.unwrap();

@@ -29,7 +29,7 @@ pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiEr
         } else {
             "this caio signs no checkpoints: give it a log key ([checkpoints] in caio.toml)"
         };
-        ApiError::not_found(why)
+        ApiError::new(axum::http::StatusCode::NOT_FOUND, "no_checkpoint", why)
     })?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], latest.note).into_response())
 }
