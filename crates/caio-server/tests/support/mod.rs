@@ -99,14 +99,19 @@ pub struct Server {
     pub task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// The example contracts and policy.
+pub fn examples() -> (Vec<caio_calculus::contract::Contract>, caio_calculus::rules::Policy) {
+    let mut contracts = Vec::new();
+    for entry in std::fs::read_dir(root().join("examples/contracts")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        contracts.extend(parse_contracts(&text, Format::Yaml).unwrap());
+    }
+    (contracts, parse_policy(&read("examples/policies/default.yaml"), Format::Yaml).unwrap())
+}
+
 impl Server {
     pub async fn start(limits: Limits) -> Server {
-        let mut contracts = Vec::new();
-        for entry in std::fs::read_dir(root().join("examples/contracts")).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            contracts.extend(parse_contracts(&text, Format::Yaml).unwrap());
-        }
-        let policy = parse_policy(&read("examples/policies/default.yaml"), Format::Yaml).unwrap();
+        let (contracts, policy) = examples();
         Server::start_with(contracts, policy, |config| config.limits = limits).await
     }
 
