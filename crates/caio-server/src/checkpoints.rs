@@ -44,7 +44,7 @@ pub fn sign_if(
         return Ok(None);
     }
     let checkpoint = Checkpoint { origin: config.signer.name().to_string(), size: head.size, root: head.root };
-    store.save_checkpoint(head, config.signer.sign(&checkpoint))?;
+    store.save_checkpoint(head, config.signer.sign(&checkpoint), state.now())?;
     store.checkpoint(Some(head.size))
 }
 

@@ -178,6 +178,9 @@ pub(crate) struct Inner {
     pub shared: Option<Shared>,
     /// The store's registry generation the routing snapshot was taken at.
     pub registry_generation: AtomicU64,
+    /// The newest entry (sequence number, hash) up to which the dashboard
+    /// verified the whole log, so that each view checks only what came after.
+    pub verified_up_to: Arc<Mutex<Option<(u64, String)>>>,
 }
 
 /// The state of the application, cheap to clone.
@@ -233,6 +236,7 @@ impl AppState {
             history_at: Mutex::new(Instant::now()),
             shared,
             registry_generation: AtomicU64::new(generation),
+            verified_up_to: Arc::default(),
         })))
     }
 

@@ -111,3 +111,72 @@ async fn checkpoints_and_proofs_verify_with_the_public_key_only() {
     assert_eq!(tokio::task::spawn_blocking(move || sign_now(&state)).await.unwrap().unwrap(), None);
     server.shutdown().await;
 }
+
+/// The overview's chain badge, as a viewer sees it.
+async fn badge(server: &Server) -> String {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let signed = client
+        .post(format!("{}/ui/login", server.url))
+        .header("origin", server.url.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", token("viewer", &["caio:view"])))
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page =
+        client.get(format!("{}/ui", server.url)).header("cookie", cookie).send().await.unwrap().text().await.unwrap();
+    let start = page.find("id=\"chain\"").expect("the chain badge");
+    page[start..start + page[start..].find("</p>").unwrap()].to_string()
+}
+
+#[tokio::test]
+async fn the_dashboard_verifies_the_whole_log_and_names_the_latest_checkpoint() {
+    let signer = NoteSigner::from_seed("caio.test/log", [3; 32]).unwrap();
+    let config = CheckpointConfig {
+        signer,
+        every_entries: 1_000_000,
+        every: Duration::from_secs(3600),
+        poll: Duration::from_secs(3600),
+    };
+    let config2 = config.clone();
+    let (contracts, policy) = support::examples();
+    let server = Server::start_with(contracts, policy, move |c| c.checkpoints = Some(config)).await;
+    // 1,100 decisions: the oldest are more than 1,000 entries behind the head.
+    let first = decide(&server, "old").await;
+    let store = server.state.store().clone();
+    tokio::task::spawn_blocking(move || {
+        for i in 0..1_100 {
+            store.append(serde_json::json!({"request_id": format!("bulk-{i}")}).into()).wait().unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    // An old decision edited behind the store's back, more than 1,000
+    // entries behind the head: the first view checks the whole log.
+    let path = server.dir.path().join("caio.db");
+    let seq = first["trace"]["seq"].as_i64().unwrap();
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute("UPDATE traces SET body = replace(body, '\"old\"', '\"forged\"') WHERE seq = ?1", [seq])
+        .unwrap();
+    drop(connection);
+    let shown = badge(&server).await;
+    assert!(shown.contains("✗") && shown.contains(&format!("at entry {seq}")), "{shown}");
+    server.shutdown().await;
+
+    // An untouched log: verified whole once, then only what is new.
+    let (contracts, policy) = support::examples();
+    let server = Server::start_with(contracts, policy, move |c| c.checkpoints = Some(config2)).await;
+    decide(&server, "a").await;
+    sign(&server.state).await;
+    let shown = badge(&server).await;
+    assert!(shown.contains("✓") && shown.contains("the latest signed checkpoint covers"), "{shown}");
+    decide(&server, "b").await;
+    let shown = badge(&server).await;
+    assert!(
+        shown.contains("✓") && shown.contains("(2 checked now)"),
+        "the entry verified before and the new one: {shown}"
+    );
+    server.shutdown().await;
+}

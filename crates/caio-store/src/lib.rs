@@ -107,6 +107,8 @@ pub struct StoredCheckpoint {
     pub root: String,
     /// The signed note (C2SP signed-note), as served to auditors.
     pub note: String,
+    /// When it was signed, seconds since the epoch.
+    pub signed_at: u64,
 }
 
 /// An append on its way to disk: resolves to the linked trace once it is
@@ -184,8 +186,9 @@ pub trait Store: Send + Sync + 'static {
     /// tree of `to` entries.
     fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError>;
     /// Keeps a signed checkpoint of the tree at `head` (its note signs that
-    /// size and root); a second one of the same size is ignored.
-    fn save_checkpoint(&self, head: TreeHead, note: String) -> Result<(), StoreError>;
+    /// size and root), signed at `signed_at`; a second one of the same size
+    /// is ignored.
+    fn save_checkpoint(&self, head: TreeHead, note: String, signed_at: u64) -> Result<(), StoreError>;
     /// The checkpoint of this size, or the latest when `size` is `None`.
     fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError>;
     /// Where the store is, for messages and logs (never with a password).

@@ -42,7 +42,8 @@ pub const SQLITE: &[&str] = &[
     CREATE TABLE checkpoints (
         size INTEGER PRIMARY KEY,
         root BLOB NOT NULL,
-        note TEXT NOT NULL
+        note TEXT NOT NULL,
+        signed_at INTEGER NOT NULL
     ) STRICT;
     ALTER TABLE contracts ADD COLUMN entry INTEGER;
     ALTER TABLE deprecations ADD COLUMN entry INTEGER;",
@@ -94,7 +95,8 @@ pub const POSTGRES: &[&str] = &[
     CREATE TABLE checkpoints (
         size BIGINT PRIMARY KEY,
         root BYTEA NOT NULL,
-        note TEXT NOT NULL
+        note TEXT NOT NULL,
+        signed_at BIGINT NOT NULL
     );
     ALTER TABLE contracts ADD COLUMN entry BIGINT;
     ALTER TABLE deprecations ADD COLUMN entry BIGINT;",

@@ -491,7 +491,7 @@ fn read_checkpoint(
     let size = size.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
     let row = client
         .query_opt(
-            "SELECT size, root, note FROM checkpoints WHERE $1::BIGINT IS NULL OR size = $1 ORDER BY size DESC LIMIT 1",
+            "SELECT size, root, note, signed_at FROM checkpoints WHERE $1::BIGINT IS NULL OR size = $1 ORDER BY size DESC LIMIT 1",
             &[&size],
         )
         .map_err(database(location))?;
@@ -499,6 +499,7 @@ fn read_checkpoint(
         size: row.get::<_, i64>(0) as u64,
         root: caio_calculus::trace::hex(&row.get::<_, Vec<u8>>(1)),
         note: row.get(2),
+        signed_at: row.get::<_, i64>(3) as u64,
     }))
 }
 
@@ -535,8 +536,8 @@ impl Store for PostgresStore {
         })
     }
 
-    fn save_checkpoint(&self, head: TreeHead, note: String) -> Result<(), StoreError> {
-        self.writer.save_checkpoint(head, note)
+    fn save_checkpoint(&self, head: TreeHead, note: String, signed_at: u64) -> Result<(), StoreError> {
+        self.writer.save_checkpoint(head, note, signed_at)
     }
 
     fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError> {
@@ -666,12 +667,12 @@ impl writer::Engine for Writer {
         self.link.run(|client, location| deprecate(client, tree, id, at, by, location))
     }
 
-    fn save_checkpoint(&mut self, head: TreeHead, note: &str) -> Result<(), StoreError> {
+    fn save_checkpoint(&mut self, head: TreeHead, note: &str, signed_at: u64) -> Result<(), StoreError> {
         self.link.run(|client, location| {
             client
                 .execute(
-                    "INSERT INTO checkpoints (size, root, note) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
-                    &[&(head.size as i64), &head.root.to_vec(), &note],
+                    "INSERT INTO checkpoints (size, root, note, signed_at) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING",
+                    &[&(head.size as i64), &head.root.to_vec(), &note, &(signed_at as i64)],
                 )
                 .map_err(database(location))
                 .map(drop)

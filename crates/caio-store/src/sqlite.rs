@@ -385,17 +385,18 @@ fn read_checkpoint(
     let size = size.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
     connection
         .query_row(
-            "SELECT size, root, note FROM checkpoints WHERE ?1 IS NULL OR size = ?1 ORDER BY size DESC LIMIT 1",
+            "SELECT size, root, note, signed_at FROM checkpoints WHERE ?1 IS NULL OR size = ?1 ORDER BY size DESC LIMIT 1",
             [size],
-            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, String>(2)?)),
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?)),
         )
         .optional()
         .map_err(&db)
         .map(|row| {
-            row.map(|(size, root, note)| StoredCheckpoint {
+            row.map(|(size, root, note, at)| StoredCheckpoint {
                 size: size as u64,
                 root: caio_calculus::trace::hex(&root),
                 note,
+                signed_at: at as u64,
             })
         })
 }
@@ -497,8 +498,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn save_checkpoint(&self, head: TreeHead, note: String) -> Result<(), StoreError> {
-        self.writer.save_checkpoint(head, note)
+    fn save_checkpoint(&self, head: TreeHead, note: String, signed_at: u64) -> Result<(), StoreError> {
+        self.writer.save_checkpoint(head, note, signed_at)
     }
 
     fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError> {
@@ -747,13 +748,13 @@ impl writer::Engine for Writer {
         record.ok_or_else(|| StoreError::UnknownService(caio_calculus::contract::quoted(id)))
     }
 
-    fn save_checkpoint(&mut self, head: TreeHead, note: &str) -> Result<(), StoreError> {
+    fn save_checkpoint(&mut self, head: TreeHead, note: &str, signed_at: u64) -> Result<(), StoreError> {
         let db = database(&self.path);
         let size = i64::try_from(head.size).map_err(|_| StoreError::Full(head.size))?;
         self.connection
             .execute(
-                "INSERT INTO checkpoints (size, root, note) VALUES (?1, ?2, ?3) ON CONFLICT (size) DO NOTHING",
-                params![size, &head.root[..], note],
+                "INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING",
+                params![size, &head.root[..], note, signed_at as i64],
             )
             .map_err(&db)
             .map(drop)

@@ -22,7 +22,7 @@ pub(crate) enum Command {
     Append(Queued),
     Register { contract: Box<Contract>, at: u64, by: String, reply: Reply<ServiceRecord> },
     Deprecate { id: String, at: u64, by: String, reply: Reply<ServiceRecord> },
-    SaveCheckpoint { head: TreeHead, note: String, reply: Reply<()> },
+    SaveCheckpoint { head: TreeHead, note: String, signed_at: u64, reply: Reply<()> },
 }
 
 /// An append waiting for the writer: the body (already canonical text,
@@ -42,7 +42,7 @@ pub(crate) trait Engine {
     /// Deprecates a service, with its entry in the log.
     fn deprecate(&mut self, id: &str, at: u64, by: &str) -> Result<ServiceRecord, StoreError>;
     /// Keeps a signed checkpoint.
-    fn save_checkpoint(&mut self, head: TreeHead, note: &str) -> Result<(), StoreError>;
+    fn save_checkpoint(&mut self, head: TreeHead, note: &str, signed_at: u64) -> Result<(), StoreError>;
 }
 
 /// Serves `commands` until every sender is gone.
@@ -61,9 +61,9 @@ pub(crate) fn run(engine: &mut impl Engine, commands: mpsc::Receiver<Command>, m
                     flush(engine, &mut appends);
                     let _ = reply.send(engine.deprecate(&id, at, &by));
                 }
-                Command::SaveCheckpoint { head, note, reply } => {
+                Command::SaveCheckpoint { head, note, signed_at, reply } => {
                     flush(engine, &mut appends);
-                    let _ = reply.send(engine.save_checkpoint(head, &note));
+                    let _ = reply.send(engine.save_checkpoint(head, &note, signed_at));
                 }
             }
             if appends.len() < max_batch {
@@ -127,8 +127,8 @@ impl Handle {
         self.request(|reply| Command::Deprecate { id: id.to_string(), at, by: by.to_string(), reply })
     }
 
-    pub(crate) fn save_checkpoint(&self, head: TreeHead, note: String) -> Result<(), StoreError> {
-        self.request(|reply| Command::SaveCheckpoint { head, note, reply })
+    pub(crate) fn save_checkpoint(&self, head: TreeHead, note: String, signed_at: u64) -> Result<(), StoreError> {
+        self.request(|reply| Command::SaveCheckpoint { head, note, signed_at, reply })
     }
 
     pub(crate) fn append(&self, body: Body) -> Pending {

@@ -105,9 +105,10 @@ struct Overview {
 pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Refusal> {
     let viewer = signed_in(&state, &headers).await?;
     let records = read(&state, &viewer, "services", |store| store.services()).await?;
-    let (traces, chain) = read(&state, &viewer, "dashboard", |store| {
+    let (verified, now) = (state.0.verified_up_to.clone(), state.now());
+    let (traces, chain) = read(&state, &viewer, "dashboard", move |store| {
         let traces = views::latest(store)?;
-        let chain = views::chain(store, traces.first());
+        let chain = views::chain(store, traces.first(), &verified, now);
         Ok((traces, chain))
     })
     .await?;

@@ -18,8 +18,6 @@ use crate::ui::sparkline::{Sparkline, draw};
 
 /// How many of the newest traces the overview lists.
 pub const LATEST: u64 = 20;
-/// How many of the newest traces the overview verifies against the head.
-pub const VERIFIED: u64 = 1000;
 
 /// A service row of the registry table.
 pub struct ServiceRow {
@@ -268,27 +266,56 @@ pub fn latest(store: &dyn caio_store::Store) -> Result<Vec<Trace>, caio_store::S
     Ok(traces)
 }
 
-/// Verifies the newest [`VERIFIED`] traces up to `head` (the newest of
-/// [`latest`]) against the recorded head.
-pub fn chain(store: &dyn caio_store::Store, head: Option<&Trace>) -> ChainStatus {
-    let Some(head) = head else { return ChainStatus { valid: true, message: "the log is empty".into() } };
-    let from = head.seq.saturating_sub(VERIFIED - 1);
-    match store.verify(Some(from), None) {
-        Ok(report) if report.anchored => ChainStatus {
-            valid: true,
-            message: format!(
-                "traces {}–{} verify ({} checked) and end at the recorded head {}",
-                report.first.unwrap_or(0),
-                report.last.unwrap_or(0),
-                report.checked,
-                report.head.as_deref().map_or("", |h| &h[..h.len().min(16)])
-            ),
-        },
+/// Verifies the whole log up to `head` (the newest of [`latest`]) against
+/// the recorded head, incrementally: the first view checks every entry
+/// (links, the Merkle tree, stored checkpoints, the registry's replay),
+/// later views only the entries after the last one verified, starting at
+/// that entry, whose hash must not have changed. Says also which signed
+/// checkpoint is the latest and how old it is.
+pub fn chain(
+    store: &dyn caio_store::Store,
+    head: Option<&Trace>,
+    verified: &std::sync::Mutex<Option<(u64, String)>>,
+    now: u64,
+) -> ChainStatus {
+    let checkpoint = match store.checkpoint(None) {
+        Ok(Some(c)) => format!(
+            "; the latest signed checkpoint covers {} entries (signed {} ago)",
+            c.size,
+            wait(now.saturating_sub(c.signed_at).saturating_mul(1000))
+        ),
+        Ok(None) => "; no checkpoint is signed".into(),
+        Err(e) => format!("; the checkpoints cannot be read: {e}"),
+    };
+    let Some(head) = head else { return ChainStatus { valid: true, message: format!("the log is empty{checkpoint}") } };
+    let known = verified.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let outcome = store.verify(known.as_ref().map(|(seq, _)| *seq), None).and_then(|report| {
+        match &known {
+            Some((seq, hash)) if store.trace(*seq)?.is_none_or(|t| t.hash != *hash) => {
+                Err(caio_store::StoreError::Corrupt(format!("entry {seq} changed after it was verified")))
+            }
+            _ => Ok(report),
+        }
+    });
+    match outcome {
+        Ok(report) if report.anchored => {
+            let last = report.last.unwrap_or(head.seq);
+            *verified.lock().unwrap_or_else(|p| p.into_inner()) = report.head.clone().map(|hash| (last, hash));
+            ChainStatus {
+                valid: true,
+                message: format!(
+                    "all {} entries verify and end at the recorded head {} ({} checked now){checkpoint}",
+                    last + 1,
+                    report.head.as_deref().map_or("", |h| &h[..h.len().min(16)]),
+                    report.checked
+                ),
+            }
+        }
         Ok(report) => ChainStatus {
             valid: false,
-            message: format!("{} traces verify but do not reach the recorded head", report.checked),
+            message: format!("{} entries verify but do not reach the recorded head{checkpoint}", report.checked),
         },
-        Err(e) => ChainStatus { valid: false, message: format!("the trace log does not verify: {e}") },
+        Err(e) => ChainStatus { valid: false, message: format!("the trace log does not verify: {e}{checkpoint}") },
     }
 }
 

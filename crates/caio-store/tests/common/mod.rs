@@ -136,7 +136,7 @@ pub fn the_tree_proves_every_entry(store: &dyn Store) {
     assert!(matches!(store.inclusion_proof(701, 701), Err(StoreError::NoProof(_))));
     assert!(matches!(store.consistency_proof(2, 1), Err(StoreError::NoProof(_))));
     // A checkpoint is kept, served, and checked by a full verification.
-    store.save_checkpoint(head, "signed note".into()).unwrap();
+    store.save_checkpoint(head, "signed note".into(), 42).unwrap();
     let kept = store.checkpoint(None).unwrap().unwrap();
     assert_eq!(
         (kept.size, kept.root.as_str(), kept.note.as_str()),
