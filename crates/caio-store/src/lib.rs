@@ -26,6 +26,7 @@ mod postgres;
 mod records;
 pub mod registry_log;
 mod sqlite;
+pub mod tiles;
 mod tree;
 mod writer;
 
@@ -185,6 +186,9 @@ pub trait Store: Send + Sync + 'static {
     /// The proof that the tree of `from` entries is an earlier state of the
     /// tree of `to` entries.
     fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError>;
+    /// The roots of the perfect subtrees `lo..hi` of `height` (subtree `i`
+    /// holds entries `i·2^height` to `(i+1)·2^height - 1`), all within the log.
+    fn tree_nodes(&self, height: u32, lo: u64, hi: u64) -> Result<Vec<caio_calculus::merkle::Hash>, StoreError>;
     /// Keeps a signed checkpoint of the tree at `head` (its note signs that
     /// size and root), signed at `signed_at`; a second one of the same size
     /// is ignored.

@@ -536,6 +536,14 @@ impl Store for PostgresStore {
         })
     }
 
+    fn tree_nodes(&self, height: u32, lo: u64, hi: u64) -> Result<Vec<Hash>, StoreError> {
+        self.read(move |client, location| {
+            let mut transaction = snapshot(client, location)?;
+            within(hi.saturating_mul(1u64 << height.min(63)), &mut transaction, location)?;
+            tree::nodes(&mut PgSource { client: &mut transaction, location }, height, lo, hi)
+        })
+    }
+
     fn save_checkpoint(&self, head: TreeHead, note: String, signed_at: u64) -> Result<(), StoreError> {
         self.writer.save_checkpoint(head, note, signed_at)
     }

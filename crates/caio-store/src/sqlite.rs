@@ -498,6 +498,13 @@ impl Store for SqliteStore {
         })
     }
 
+    fn tree_nodes(&self, height: u32, lo: u64, hi: u64) -> Result<Vec<Hash>, StoreError> {
+        self.read(|connection| {
+            within(hi.saturating_mul(1u64 << height.min(63)), connection, &self.path)?;
+            tree::nodes(&mut SqliteSource { connection, path: &self.path }, height, lo, hi)
+        })
+    }
+
     fn save_checkpoint(&self, head: TreeHead, note: String, signed_at: u64) -> Result<(), StoreError> {
         self.writer.save_checkpoint(head, note, signed_at)
     }

@@ -8,7 +8,7 @@
 //! Backends supply the reads ([`Source`]); this module never writes and
 //! never decides what a proof is (the calculus does).
 
-use caio_calculus::merkle::{self, Frontier, Hash, consistency_path, inclusion_path, log_leaf, node_hash};
+use caio_calculus::merkle::{self, Frontier, Hash, consistency_path, inclusion_path, leaf_hash, link_bytes, node_hash};
 use serde::Serialize;
 
 use crate::StoreError;
@@ -64,10 +64,24 @@ pub struct ConsistencyProof {
     pub proof: Vec<String>,
 }
 
+/// The leaf data of the entry `seq` with this link hash: its 32 bytes.
+pub(crate) fn link_data(seq: u64, link_hash: &str) -> Result<[u8; 32], StoreError> {
+    link_bytes(link_hash)
+        .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} has a hash that is not 64 lowercase hex digits")))
+}
+
 /// The leaf of the entry `seq` with this link hash.
 pub(crate) fn leaf(seq: u64, link_hash: &str) -> Result<Hash, StoreError> {
-    log_leaf(link_hash)
-        .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} has a hash that is not 64 lowercase hex digits")))
+    link_data(seq, link_hash).map(|bytes| leaf_hash(&bytes))
+}
+
+/// The roots of the perfect subtrees `lo..hi` of `height` (of 2^height
+/// entries each): leaves at height 0, saved nodes from 8 on.
+pub(crate) fn nodes(source: &mut impl Source, height: u32, lo: u64, hi: u64) -> Result<Vec<Hash>, StoreError> {
+    if height == 0 {
+        return leaves(source, lo, hi);
+    }
+    (lo..hi).map(|index| subtree_root(source, index << height, (index + 1) << height)).collect()
 }
 
 fn leaves(source: &mut impl Source, lo: u64, hi: u64) -> Result<Vec<Hash>, StoreError> {

@@ -95,8 +95,41 @@ fn the_merkle_tree_proves_entries_and_checkpoints_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("caio.db");
     common::the_tree_proves_every_entry(&SqliteStore::open(&path).unwrap());
-    // Reopened, the tree grows from its saved nodes.
+    // The log at its checkpoint as tlog tiles: checked here from the files
+    // alone, hashing the entries' data and joining the tiles.
     let store = SqliteStore::open(&path).unwrap();
+    let tiles = dir.path().join("tiles");
+    let checkpoint = store.checkpoint(None).unwrap().unwrap();
+    let exported = caio_store::tiles::export(&store, &checkpoint, &tiles, |_| {}).unwrap();
+    assert_eq!((exported.size, exported.hash_tiles, exported.entry_bundles), (701, 4, 3));
+    let read = |p: &str| std::fs::read(tiles.join(p)).unwrap();
+    let mut leaves = Vec::new();
+    for (bundle, tile) in [
+        ("tile/entries/000", "tile/0/000"),
+        ("tile/entries/001", "tile/0/001"),
+        ("tile/entries/002.p/189", "tile/0/002.p/189"),
+    ] {
+        let (bundle, tile) = (read(bundle), read(tile));
+        let entries: Vec<&[u8]> = bundle
+            .chunks(34)
+            .map(|e| {
+                assert_eq!(&e[..2], &[0, 32], "each entry: its length, then its 32 bytes");
+                &e[2..]
+            })
+            .collect();
+        assert_eq!(entries.len() * 32, tile.len());
+        for (entry, hash) in entries.iter().zip(tile.chunks(32)) {
+            assert_eq!(caio_calculus::merkle::leaf_hash(entry).as_slice(), hash);
+            leaves.push(<[u8; 32]>::try_from(hash).unwrap());
+        }
+    }
+    assert_eq!(caio_store::hex(&caio_calculus::merkle::root(&leaves)), checkpoint.root);
+    let level1 = read("tile/1/000.p/2");
+    assert_eq!(level1[..32], caio_calculus::merkle::root(&leaves[..256]));
+    assert_eq!(level1[32..], caio_calculus::merkle::root(&leaves[256..512]));
+    assert_eq!(std::fs::read_to_string(tiles.join("checkpoint")).unwrap(), "signed note");
+    assert_eq!(std::fs::read_to_string(tiles.join("traces.jsonl")).unwrap().lines().count(), 701);
+    // Reopened, the tree grows from its saved nodes.
     store.append(body(1000)).wait().unwrap();
     assert_eq!(store.tree_head().unwrap().size, 702);
     assert_eq!(store.verify(None, None).unwrap().checkpoints, 1);

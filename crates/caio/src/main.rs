@@ -94,6 +94,17 @@ enum TraceCommand {
         #[arg(long)]
         size: Option<u64>,
     },
+    /// Write the log up to a signed checkpoint as static files in C2SP's tlog-tiles layout, for any file server to serve to auditors.
+    Export {
+        /// The store: a SQLite file or a `postgres://` URL.
+        store: String,
+        /// The directory to write (`checkpoint`, `tile/...`, `traces.jsonl`).
+        #[arg(long)]
+        tiles: PathBuf,
+        /// The size of the checkpoint to export (default: the latest).
+        #[arg(long)]
+        size: Option<u64>,
+    },
     /// Check a proof that `caio trace prove` printed, offline, with the log's verifier key only.
     CheckProof {
         /// The proof's file.
@@ -154,6 +165,11 @@ fn main() -> ExitCode {
             .and_then(|(_, opened)| {
                 let store = opened?;
                 commands::transparency::prove(store.as_ref(), seq, size)
+            }),
+        Command::Trace { command: TraceCommand::Export { store, tiles, size } } => commands::trace::open_store(&store)
+            .and_then(|(_, opened)| {
+                let store = opened?;
+                commands::transparency::export(store.as_ref(), &tiles, size)
             }),
         Command::Trace { command: TraceCommand::CheckProof { proof, key } } => {
             commands::transparency::check_proof(&proof, &key)

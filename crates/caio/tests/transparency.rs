@@ -198,6 +198,19 @@ fn proofs_verify_offline_and_the_witness_refuses_forks_and_rollbacks() {
     assert_eq!(wrong_key.status.code(), Some(1));
     assert!(text(&wrong_key.stdout).contains("not signed by `caio.test/log`"), "{}", text(&wrong_key.stdout));
 
+    // The log as static tiles: the checkpoint and the traces, which verify.
+    let tiles = dir.path().join("tiles");
+    let exported = caio(&["trace", "export", a.to_str().unwrap(), "--tiles", tiles.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    assert_eq!(std::fs::read_to_string(tiles.join("checkpoint")).unwrap(), note);
+    assert!(
+        tiles.join("tile/0/000.p/18").exists() || text(&exported.stdout).contains("1 hash tiles"),
+        "{}",
+        text(&exported.stdout)
+    );
+    let replayed = caio(&["trace", "verify", tiles.join("traces.jsonl").to_str().unwrap()]);
+    assert!(replayed.status.success(), "{}", text(&replayed.stdout));
+
     // The whole store checked against the signed checkpoint.
     let note_file = dir.path().join("checkpoint.txt");
     std::fs::write(&note_file, &note).unwrap();

@@ -73,6 +73,31 @@ pub fn prove(store: &dyn Store, seq: u64, size: Option<u64>) -> Result<Outcome> 
     Ok(Outcome::Done)
 }
 
+/// `caio trace export --tiles`: the log up to a signed checkpoint as tiles.
+pub fn export(store: &dyn Store, dir: &Path, size: Option<u64>) -> Result<Outcome> {
+    let checkpoint = store.checkpoint(size)?.with_context(|| match size {
+        Some(size) => format!("no signed checkpoint of size {size}"),
+        None => {
+            "no signed checkpoint yet: the tiles are the log at a checkpoint (see [checkpoints] in caio.toml)".into()
+        }
+    })?;
+    let total = checkpoint.size;
+    let exported = caio_store::tiles::export(store, &checkpoint, dir, |done| {
+        if done % 65_536 < 256 || done == total {
+            eprint!("\rexported {done} of {total} entries");
+        }
+    })?;
+    eprintln!();
+    println!(
+        "{}: {} entries at the signed checkpoint: {} hash tiles, {} entry bundles, traces.jsonl, checkpoint",
+        dir.display(),
+        exported.size,
+        exported.hash_tiles,
+        exported.entry_bundles
+    );
+    Ok(Outcome::Done)
+}
+
 /// `caio trace check-proof`: checks a proof bundle offline with the log's
 /// verifier key.
 pub fn check_proof(file: &Path, key: &str) -> Result<Outcome> {
