@@ -186,6 +186,12 @@ pub trait Store: Send + Sync + 'static {
     /// The proof that the tree of `from` entries is an earlier state of the
     /// tree of `to` entries.
     fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError>;
+    /// Appends the entry of the configuration a server starts with, and
+    /// keeps `texts` (the policy's and the key configuration's) by their
+    /// digest, in one transaction.
+    fn record_config(&self, change: registry_log::ConfigChange, texts: Vec<String>) -> Result<Trace, StoreError>;
+    /// A kept text by its digest.
+    fn text(&self, digest: &str) -> Result<Option<String>, StoreError>;
     /// The roots of the perfect subtrees `lo..hi` of `height` (subtree `i`
     /// holds entries `i·2^height` to `(i+1)·2^height - 1`), all within the log.
     fn tree_nodes(&self, height: u32, lo: u64, hi: u64) -> Result<Vec<caio_calculus::merkle::Hash>, StoreError>;

@@ -31,8 +31,9 @@ pub const SQLITE: &[&str] = &[
     ) STRICT;",
     // 2: the transparency log: the Merkle tree's saved nodes (perfect
     // subtrees of 256 entries and more; smaller ones are recomputed from the
-    // entries' hashes), signed checkpoints, and the log entry that recorded
-    // each registration and deprecation.
+    // entries' hashes), signed checkpoints, the log entry that recorded
+    // each registration and deprecation, and the texts configuration
+    // entries name by digest (the policy, the key configuration).
     "CREATE TABLE tree_nodes (
         height INTEGER NOT NULL,
         idx INTEGER NOT NULL,
@@ -46,7 +47,11 @@ pub const SQLITE: &[&str] = &[
         signed_at INTEGER NOT NULL
     ) STRICT;
     ALTER TABLE contracts ADD COLUMN entry INTEGER;
-    ALTER TABLE deprecations ADD COLUMN entry INTEGER;",
+    ALTER TABLE deprecations ADD COLUMN entry INTEGER;
+    CREATE TABLE texts (
+        digest TEXT PRIMARY KEY,
+        text TEXT NOT NULL
+    ) STRICT;",
 ];
 
 /// The PostgreSQL schema, as migrations; the table `caio_schema` records how
@@ -99,5 +104,9 @@ pub const POSTGRES: &[&str] = &[
         signed_at BIGINT NOT NULL
     );
     ALTER TABLE contracts ADD COLUMN entry BIGINT;
-    ALTER TABLE deprecations ADD COLUMN entry BIGINT;",
+    ALTER TABLE deprecations ADD COLUMN entry BIGINT;
+    CREATE TABLE texts (
+        digest TEXT PRIMARY KEY,
+        text TEXT NOT NULL
+    );",
 ];

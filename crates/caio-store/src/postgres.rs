@@ -33,7 +33,7 @@ use postgres::{Client, GenericClient, IsolationLevel, NoTls, Transaction};
 use crate::chain::{RangeCheck, check_head};
 use crate::migrations::POSTGRES;
 use crate::records::{VersionRow, assemble, new_version, trace_row};
-use crate::registry_log::{self, RegistryChange, RegistryState, RowEntries};
+use crate::registry_log::{self, ConfigChange, RegistryChange, RegistryState, RowEntries, text_digest};
 use crate::tree::{self, SavedNode, Source};
 use crate::writer;
 use crate::{
@@ -536,6 +536,19 @@ impl Store for PostgresStore {
         })
     }
 
+    fn record_config(&self, change: ConfigChange, texts: Vec<String>) -> Result<Trace, StoreError> {
+        self.writer.record_config(change, texts)
+    }
+
+    fn text(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        let digest = digest.to_string();
+        self.read(move |client, location| {
+            let row =
+                client.query_opt("SELECT text FROM texts WHERE digest = $1", &[&digest]).map_err(database(location))?;
+            Ok(row.map(|row| row.get(0)))
+        })
+    }
+
     fn tree_nodes(&self, height: u32, lo: u64, hi: u64) -> Result<Vec<Hash>, StoreError> {
         self.read(move |client, location| {
             let mut transaction = snapshot(client, location)?;
@@ -673,6 +686,27 @@ impl writer::Engine for Writer {
     fn deprecate(&mut self, id: &str, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
         let tree = &mut self.tree;
         self.link.run(|client, location| deprecate(client, tree, id, at, by, location))
+    }
+
+    fn record_config(&mut self, change: ConfigChange, texts: Vec<String>) -> Result<Trace, StoreError> {
+        let tree = &mut self.tree;
+        self.link.run(|client, location| {
+            let db = database(location);
+            let mut transaction = client.transaction().map_err(&db)?;
+            for text in &texts {
+                transaction
+                    .execute(
+                        "INSERT INTO texts (digest, text) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+                        &[&text_digest(text), text],
+                    )
+                    .map_err(&db)?;
+            }
+            let (head, frontier) = locked(&mut transaction, tree, location)?;
+            let (linked, frontier) = link(&mut transaction, head.as_ref(), &frontier, vec![change.body()], location)?;
+            transaction.commit().map_err(&db)?;
+            *tree = Some(frontier);
+            Ok(linked.into_iter().next().expect("one entry"))
+        })
     }
 
     fn save_checkpoint(&mut self, head: TreeHead, note: &str, signed_at: u64) -> Result<(), StoreError> {

@@ -69,6 +69,59 @@ impl RegistryChange {
     }
 }
 
+/// The configuration a server started with, as its log entry records it:
+/// the policy and the key configuration by the SHA-256 of their text (the
+/// texts themselves are kept by digest, [`crate::Store::text`]), and the
+/// log's checkpoint key. Decisions after the entry were made under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigChange {
+    /// Hex SHA-256 of the policy file's text (of no text without one).
+    pub policy: String,
+    /// Hex SHA-256 of the key configuration's text (issuer, audience,
+    /// token keys).
+    pub auth: String,
+    /// The verifier key of the log's checkpoints, if it signs any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_key: Option<String>,
+    /// Who started it.
+    pub by: String,
+    /// When, seconds since the epoch.
+    pub at: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigEntry {
+    config_change: ConfigChange,
+}
+
+impl ConfigChange {
+    /// The change for these texts.
+    pub fn of(policy: &str, auth: &str, log_key: Option<String>, by: &str, at: u64) -> ConfigChange {
+        ConfigChange { policy: text_digest(policy), auth: text_digest(auth), log_key, by: by.to_string(), at }
+    }
+
+    /// The log entry's body: `{"config_change": {...}}`.
+    pub fn body(&self) -> Body {
+        Body::encode(&ConfigEntry { config_change: self.clone() }).expect("a configuration has a canonical JSON form")
+    }
+
+    /// The configuration a log entry records, if it is a configuration entry.
+    pub fn read(trace: &Trace) -> Option<ConfigChange> {
+        if !trace.body.as_str().starts_with("{\"config_change\":") {
+            return None;
+        }
+        serde_json::from_str::<ConfigEntry>(trace.body.as_str()).ok().map(|entry| entry.config_change)
+    }
+}
+
+/// Hex SHA-256 of a text: its address among the kept texts.
+pub fn text_digest(text: &str) -> String {
+    use sha2::Digest;
+    caio_calculus::trace::hex(&sha2::Sha256::digest(text.as_bytes()))
+}
+
 /// What the log says the registry is: for each service, its versions'
 /// digests and whether it is deprecated.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -29,7 +29,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use crate::chain::{RangeCheck, check_head};
 use crate::migrations::SQLITE;
 use crate::records::{assemble, new_version, trace_row};
-use crate::registry_log::{self, RegistryChange, RegistryState, RowEntries};
+use crate::registry_log::{self, ConfigChange, RegistryChange, RegistryState, RowEntries, text_digest};
 use crate::tree::{self, SavedNode, Source};
 use crate::writer;
 use crate::{
@@ -498,6 +498,19 @@ impl Store for SqliteStore {
         })
     }
 
+    fn record_config(&self, change: ConfigChange, texts: Vec<String>) -> Result<Trace, StoreError> {
+        self.writer.record_config(change, texts)
+    }
+
+    fn text(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        self.read(|connection| {
+            connection
+                .query_row("SELECT text FROM texts WHERE digest = ?1", [digest], |row| row.get(0))
+                .optional()
+                .map_err(database(&self.path))
+        })
+    }
+
     fn tree_nodes(&self, height: u32, lo: u64, hi: u64) -> Result<Vec<Hash>, StoreError> {
         self.read(|connection| {
             within(hi.saturating_mul(1u64 << height.min(63)), connection, &self.path)?;
@@ -753,6 +766,23 @@ impl writer::Engine for Writer {
             self.frontier = frontier;
         }
         record.ok_or_else(|| StoreError::UnknownService(caio_calculus::contract::quoted(id)))
+    }
+
+    fn record_config(&mut self, change: ConfigChange, texts: Vec<String>) -> Result<Trace, StoreError> {
+        let db = database(&self.path);
+        let transaction = self.connection.transaction().map_err(&db)?;
+        for text in &texts {
+            transaction
+                .execute("INSERT OR IGNORE INTO texts (digest, text) VALUES (?1, ?2)", params![text_digest(text), text])
+                .map_err(&db)?;
+        }
+        let (linked, frontier) =
+            link(&transaction, self.head.as_ref(), &self.frontier, vec![change.body()], &self.path)?;
+        transaction.commit().map_err(&db)?;
+        let trace = linked.into_iter().next().expect("one entry");
+        self.head = Some(trace.clone());
+        self.frontier = frontier;
+        Ok(trace)
     }
 
     fn save_checkpoint(&mut self, head: TreeHead, note: &str, signed_at: u64) -> Result<(), StoreError> {

@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use caio_calculus::contract::Contract;
 use caio_calculus::trace::{Body, Trace};
 
+use crate::registry_log::ConfigChange;
 use crate::{Pending, ServiceRecord, StoreError, TreeHead};
 
 type Reply<T> = mpsc::Sender<Result<T, StoreError>>;
@@ -23,6 +24,7 @@ pub(crate) enum Command {
     Register { contract: Box<Contract>, at: u64, by: String, reply: Reply<ServiceRecord> },
     Deprecate { id: String, at: u64, by: String, reply: Reply<ServiceRecord> },
     SaveCheckpoint { head: TreeHead, note: String, signed_at: u64, reply: Reply<()> },
+    RecordConfig { change: ConfigChange, texts: Vec<String>, reply: Reply<Trace> },
 }
 
 /// An append waiting for the writer: the body (already canonical text,
@@ -43,6 +45,8 @@ pub(crate) trait Engine {
     fn deprecate(&mut self, id: &str, at: u64, by: &str) -> Result<ServiceRecord, StoreError>;
     /// Keeps a signed checkpoint.
     fn save_checkpoint(&mut self, head: TreeHead, note: &str, signed_at: u64) -> Result<(), StoreError>;
+    /// Keeps the texts and appends the configuration's entry.
+    fn record_config(&mut self, change: ConfigChange, texts: Vec<String>) -> Result<Trace, StoreError>;
 }
 
 /// Serves `commands` until every sender is gone.
@@ -64,6 +68,10 @@ pub(crate) fn run(engine: &mut impl Engine, commands: mpsc::Receiver<Command>, m
                 Command::SaveCheckpoint { head, note, signed_at, reply } => {
                     flush(engine, &mut appends);
                     let _ = reply.send(engine.save_checkpoint(head, &note, signed_at));
+                }
+                Command::RecordConfig { change, texts, reply } => {
+                    flush(engine, &mut appends);
+                    let _ = reply.send(engine.record_config(change, texts));
                 }
             }
             if appends.len() < max_batch {
@@ -125,6 +133,10 @@ impl Handle {
 
     pub(crate) fn deprecate(&self, id: &str, at: u64, by: &str) -> Result<ServiceRecord, StoreError> {
         self.request(|reply| Command::Deprecate { id: id.to_string(), at, by: by.to_string(), reply })
+    }
+
+    pub(crate) fn record_config(&self, change: ConfigChange, texts: Vec<String>) -> Result<Trace, StoreError> {
+        self.request(|reply| Command::RecordConfig { change, texts, reply })
     }
 
     pub(crate) fn save_checkpoint(&self, head: TreeHead, note: String, signed_at: u64) -> Result<(), StoreError> {

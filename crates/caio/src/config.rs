@@ -291,9 +291,25 @@ impl Settings {
 
     /// The key configuration, and whether it is the development one.
     pub fn auth_config(&self) -> Result<(AuthConfig, bool)> {
+        self.auth_source().map(|(config, development, _)| (config, development))
+    }
+
+    /// The key configuration, whether it is the development one, and the
+    /// text it was read from (recorded in the log by digest).
+    pub fn auth_source(&self) -> Result<(AuthConfig, bool, String)> {
         match &self.auth {
-            Some(path) => Ok((read_auth(path)?, false)),
-            None => Ok((parse_auth_config(DEV_AUTH, Format::Yaml).expect("the development keys are valid"), true)),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("{}: cannot read the key configuration", path.display()))?;
+                let config = parse_auth_config(&text, Format::from_file_name(&path.to_string_lossy()))
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                Ok((config, false, text))
+            }
+            None => Ok((
+                parse_auth_config(DEV_AUTH, Format::Yaml).expect("the development keys are valid"),
+                true,
+                DEV_AUTH.to_string(),
+            )),
         }
     }
 
@@ -304,9 +320,20 @@ impl Settings {
 
     /// The policy (no rules without a policy file).
     pub fn policy(&self) -> Result<Policy> {
+        self.policy_source().map(|(policy, _)| policy)
+    }
+
+    /// The policy and the text it was read from (empty without a file).
+    pub fn policy_source(&self) -> Result<(Policy, String)> {
         match &self.policy {
-            Some(path) => read_policy(path),
-            None => Ok(Policy::default()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("{}: cannot read the policy", path.display()))?;
+                let policy = parse_policy(&text, Format::from_file_name(&path.to_string_lossy()))
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                Ok((policy, text))
+            }
+            None => Ok((Policy::default(), String::new())),
         }
     }
 
@@ -408,21 +435,6 @@ impl Settings {
         }
         Ok(routes)
     }
-}
-
-/// Reads a key configuration file.
-pub fn read_auth(path: &Path) -> Result<AuthConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read the key configuration", path.display()))?;
-    parse_auth_config(&text, Format::from_file_name(&path.to_string_lossy()))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-/// Reads a policy file.
-pub fn read_policy(path: &Path) -> Result<Policy> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the policy", path.display()))?;
-    parse_policy(&text, Format::from_file_name(&path.to_string_lossy()))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// The contract files of a directory (`.yaml`, `.yml`, `.json`), sorted.

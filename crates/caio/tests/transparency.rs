@@ -261,6 +261,15 @@ fn an_edited_contract_row_is_refused_at_start_and_by_trace_verify() {
         .unwrap();
     assert_eq!(edited, 1);
     drop(connection);
+    // Each start recorded the configuration it decides under.
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let configs: i64 = connection
+        .query_row("SELECT count(*) FROM traces WHERE body LIKE '{\"config_change\":%'", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(configs, 1);
+    let kept: i64 = connection.query_row("SELECT count(*) FROM texts", [], |row| row.get(0)).unwrap();
+    assert_eq!(kept, 2, "the policy's text and the keys' text");
+    drop(connection);
     let verified = caio(&["trace", "verify", db.to_str().unwrap()]);
     assert_eq!(verified.status.code(), Some(1), "{}{}", text(&verified.stdout), text(&verified.stderr));
     let said = text(&verified.stdout);

@@ -6,11 +6,11 @@
 //! re-checked here with the calculus's own `proof::verify`, so the page
 //! shows both what was claimed and whether it still holds.
 
+use caio_calculus::plan::CompositionProof;
 use caio_calculus::proof::{Evidence, Proof, verify};
 use caio_calculus::trace::Trace;
 use caio_gateway::BreakerView;
 use caio_store::ServiceRecord;
-use caio_calculus::plan::CompositionProof;
 use serde_json::Value;
 
 use crate::state::AppState;
@@ -226,6 +226,29 @@ pub fn decision_row(trace: &Trace) -> DecisionRow {
             proofs_hold: Some(proof.holds()),
         };
     }
+    if let Some(change) = caio_store::registry_log::RegistryChange::of(trace) {
+        return DecisionRow {
+            seq: trace.seq,
+            kind: "registry".into(),
+            request_id: String::new(),
+            selected: change.service.clone(),
+            summary: match change.version {
+                Some(version) => format!("{} {version} by {}", change.event, change.by),
+                None => format!("{} by {}", change.event, change.by),
+            },
+            proofs_hold: None,
+        };
+    }
+    if let Some(change) = caio_store::registry_log::ConfigChange::read(trace) {
+        return DecisionRow {
+            seq: trace.seq,
+            kind: "configuration".into(),
+            request_id: String::new(),
+            selected: String::new(),
+            summary: format!("policy {}, keys {}, by {}", &change.policy[..12], &change.auth[..12], change.by),
+            proofs_hold: None,
+        };
+    }
     if body.get("kind").and_then(Value::as_str) == Some("execution") {
         let attempts = body.get("attempts").and_then(Value::as_array).map_or(0, Vec::len);
         let served = text(body, "/served_by");
@@ -289,13 +312,11 @@ pub fn chain(
     };
     let Some(head) = head else { return ChainStatus { valid: true, message: format!("the log is empty{checkpoint}") } };
     let known = verified.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let outcome = store.verify(known.as_ref().map(|(seq, _)| *seq), None).and_then(|report| {
-        match &known {
-            Some((seq, hash)) if store.trace(*seq)?.is_none_or(|t| t.hash != *hash) => {
-                Err(caio_store::StoreError::Corrupt(format!("entry {seq} changed after it was verified")))
-            }
-            _ => Ok(report),
+    let outcome = store.verify(known.as_ref().map(|(seq, _)| *seq), None).and_then(|report| match &known {
+        Some((seq, hash)) if store.trace(*seq)?.is_none_or(|t| t.hash != *hash) => {
+            Err(caio_store::StoreError::Corrupt(format!("entry {seq} changed after it was verified")))
         }
+        _ => Ok(report),
     });
     match outcome {
         Ok(report) if report.anchored => {
@@ -389,13 +410,17 @@ pub fn plain(evidence: &Evidence) -> String {
             Some(offered) => format!("{property}: offers {offered}, needs {required}"),
             None => format!("{property}: no guarantee offered, needs {required}"),
         },
-        Evidence::Latency { offered_max: Some(max), limit } => format!("guarantees at most {max} ms; the limit is {limit} ms"),
+        Evidence::Latency { offered_max: Some(max), limit } => {
+            format!("guarantees at most {max} ms; the limit is {limit} ms")
+        }
         Evidence::Latency { offered_max: None, limit } => format!("no latency guarantee; the limit is {limit} ms"),
         Evidence::Locality { locality, allowed } => {
             let allowed: Vec<String> = allowed.iter().map(|l| l.to_string()).collect();
             format!("processes data at {locality}; allowed: {}", names(&allowed))
         }
-        Evidence::Constraint { name, value, limit } => format!("{name}: {} of at most {}", number(*value), number(*limit)),
+        Evidence::Constraint { name, value, limit } => {
+            format!("{name}: {} of at most {}", number(*value), number(*limit))
+        }
         Evidence::Rules { rules, .. } => match rules.len() {
             0 => "no policy rules".into(),
             n => format!("{} hold", count(n, "rule", "rules")),
@@ -427,11 +452,9 @@ pub fn plain(evidence: &Evidence) -> String {
                 _ => format!("{selected} scores best among {admitted} ({best:.3})"),
             }
         }
-        Evidence::Composition { composed, required } => format!(
-            "{} guaranteed of {} required",
-            count(composed.len(), "property", "properties"),
-            required.len()
-        ),
+        Evidence::Composition { composed, required } => {
+            format!("{} guaranteed of {} required", count(composed.len(), "property", "properties"), required.len())
+        }
     }
 }
 
@@ -455,7 +478,8 @@ pub fn decision(trace: &Trace) -> Option<DecisionDetail> {
             _ => None,
         })
         .unwrap_or_default();
-    let breaker = |service: &str| if half_open.iter().any(|h| h == service) { "half-open" } else { "closed" }.to_string();
+    let breaker =
+        |service: &str| if half_open.iter().any(|h| h == service) { "half-open" } else { "closed" }.to_string();
     let selected = text(body, "/selected/service");
     Some(DecisionDetail {
         seq: trace.seq,

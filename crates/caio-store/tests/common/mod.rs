@@ -164,6 +164,17 @@ pub fn registry_changes_are_log_entries(store: &dyn Store) {
     assert_eq!((changes[1].event.as_str(), changes[1].by.as_str()), ("deprecate", "bob"));
     assert_ne!(changes[0].registry, changes[1].registry);
     assert_eq!(store.verify(None, None).unwrap().registry_changes, 2);
+    // The configuration a server starts with: an entry naming the policy and
+    // the keys by digest, their texts kept by digest.
+    use caio_store::registry_log::{ConfigChange, text_digest};
+    let change = ConfigChange::of("rules: []\n", "issuer: caio\n", None, "caio serve (start)", 8);
+    let entry = store.record_config(change.clone(), vec!["rules: []\n".into(), "issuer: caio\n".into()]).unwrap();
+    assert_eq!(ConfigChange::read(&store.trace(entry.seq).unwrap().unwrap()), Some(change.clone()));
+    assert_eq!(change.policy, text_digest("rules: []\n"));
+    assert_eq!(store.text(&change.policy).unwrap().as_deref(), Some("rules: []\n"));
+    assert_eq!(store.text(&text_digest("never kept")).unwrap(), None);
+    let report = store.verify(None, None).unwrap();
+    assert_eq!((report.checked, report.registry_changes), (entry.seq + 1, 2));
 }
 
 /// A hex hash back as bytes.

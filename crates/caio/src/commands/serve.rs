@@ -14,6 +14,9 @@ use crate::config::{Overrides, Settings, Sources, read_contracts};
 /// directory when a store starts empty.
 const SEED_ACTOR: &str = "caio serve (registry seed)";
 
+/// Who the log names for the configuration entry each start appends.
+const CONFIG_ACTOR: &str = "caio serve (start)";
+
 /// Run the router.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -70,7 +73,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         store: args.store,
         sources: args.sources,
     })?;
-    let (auth, development) = settings.auth_config()?;
+    let (auth, development, auth_text) = settings.auth_source()?;
     if development {
         tracing::warn!(target: "caio", "trusting the published development keys (examples/auth/dev.yaml): for local trials only; pass --auth or set `auth` in caio.toml");
     }
@@ -81,7 +84,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         Ok(_) => {}
         Err(e) => tracing::warn!(target: "caio", "{e}"),
     }
-    let policy = settings.policy()?;
+    let (policy, policy_text) = settings.policy_source()?;
     let limits = settings.limits()?;
     let connections = settings.connections()?;
     let store = caio_store::open(&settings.store).context("cannot open the store")?;
@@ -100,6 +103,13 @@ pub fn run(args: Args) -> Result<Outcome> {
         }
         tracing::info!(target: "caio", services = registered, registry = %dir.display(), "registered the seed contracts in the empty store");
     }
+    let checkpoints = settings.checkpoints()?;
+    // The configuration this server decides under, as an entry of the log.
+    let log_key = checkpoints.as_ref().map(|c| c.signer.verifier().encode());
+    let change = caio_store::registry_log::ConfigChange::of(&policy_text, &auth_text, log_key, CONFIG_ACTOR, now);
+    let recorded =
+        store.record_config(change, vec![policy_text, auth_text]).context("cannot record the configuration")?;
+    tracing::info!(target: "caio", entry = recorded.seq, "recorded the policy and key configuration in the log");
     let mut config = ServerConfig::new(settings.route_config(auth), policy);
     config.limits = limits;
     config.connections = connections;
@@ -110,7 +120,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     config.public_origin = settings.public_origin(listener.local_addr()?)?;
     config.routes = settings.routes()?;
     config.gateway = settings.file.gateway.clone();
-    config.checkpoints = settings.checkpoints()?;
+    config.checkpoints = checkpoints;
     config.shared = settings.file.shared.clone();
     if let Some(permission) = &settings.file.admin_permission {
         config.admin_permission = permission.clone();
