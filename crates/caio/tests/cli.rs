@@ -26,6 +26,12 @@ fn every_command_has_help() {
         vec!["token", "--help"],
         vec!["route", "--help"],
         vec!["trace", "verify", "--help"],
+        vec!["trace", "prove", "--help"],
+        vec!["trace", "check-proof", "--help"],
+        vec!["trace", "export", "--help"],
+        vec!["checkpoint", "key", "--help"],
+        vec!["witness", "--help"],
+        vec!["health", "--help"],
         vec!["contracts", "check", "--help"],
     ] {
         let output = caio(&args);
