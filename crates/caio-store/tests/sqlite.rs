@@ -229,3 +229,30 @@ fn a_store_an_older_caio_wrote_gets_its_tree_and_registry_entries() {
     drop(store);
     assert_eq!(SqliteStore::open(&path).unwrap().verify(None, None).unwrap().registry_changes, 3, "migrated once");
 }
+
+#[test]
+fn an_edit_at_the_boundary_of_two_verification_windows_is_found() {
+    // The chain is checked in windows of 4,096 links that overlap by one
+    // trace: entry 4096 ends the first window and starts the second. Edited
+    // with its own hash recomputed, it still follows entry 4095; only the
+    // link from it to entry 4097, across the windows, gives it away.
+    use caio_calculus::trace::{Body, link_hash};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("caio.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let pending: Vec<_> = (0..4_100).map(|i| store.append(body(i))).collect();
+    for p in pending {
+        p.wait().unwrap();
+    }
+    let edited = store.trace(4096).unwrap().unwrap();
+    drop(store);
+    let forged = Body::parse(&edited.body.as_str().replace("\"r4096\"", "\"forged\"")).unwrap();
+    let hash = link_hash(4096, &edited.prev_hash, &forged);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute("UPDATE traces SET body = ?1, hash = ?2 WHERE seq = 4096", rusqlite::params![forged.as_str(), hash])
+        .unwrap();
+    drop(connection);
+    let err = SqliteStore::open(&path).unwrap().verify(None, None).unwrap_err();
+    assert!(matches!(&err, StoreError::Broken(link) if link.seq == 4097), "{err}");
+}

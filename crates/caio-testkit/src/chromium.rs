@@ -34,6 +34,11 @@ pub struct Chromium {
 }
 
 impl Chromium {
+    /// Whether the binary is installed.
+    pub fn installed() -> bool {
+        find_binary("chromium", &[PathBuf::from("/usr/bin")]).is_some()
+    }
+
     /// Starts Chromium and opens a blank page of 1280×900.
     pub fn start() -> Result<Chromium, String> {
         let binary = find_binary("chromium", &[PathBuf::from("/usr/bin")])

@@ -10,7 +10,8 @@
 //! Without the binaries a test is skipped, and says so on the terminal
 //! (written past the test harness's output capture), so a skip is never a
 //! silent pass; with `CAIO_REQUIRE_ENGINES=1` (as in CI) a missing binary
-//! fails the test instead.
+//! fails the test instead. An installed server that does not start is
+//! never a skip: the test fails, with the server's log.
 //!
 //! This crate must never be a dependency of what caio ships: it is for
 //! `[dev-dependencies]` only, and it never imitates a server.
@@ -40,35 +41,29 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
+/// `start()`'s server when `installed`; a skip (reported) when it is not.
+fn started<T>(test: &str, what: &str, installed: bool, start: impl FnOnce() -> Result<T, String>) -> Option<T> {
+    if !installed {
+        skip(test, &format!("{what} is not installed (Debian: see .ci/run for the packages)"));
+        return None;
+    }
+    match start() {
+        Ok(server) => Some(server),
+        Err(why) => panic!("{test}: {what} is installed but did not start: {why}"),
+    }
+}
+
 /// A PostgreSQL server for `test`, or `None` (reported) without one.
 pub fn postgres(test: &str) -> Option<Postgres> {
-    match Postgres::start() {
-        Ok(server) => Some(server),
-        Err(why) => {
-            skip(test, &why);
-            None
-        }
-    }
+    started(test, "PostgreSQL", Postgres::installed(), Postgres::start)
 }
 
 /// A headless Chromium for `test`, or `None` (reported) without one.
 pub fn chromium(test: &str) -> Option<Chromium> {
-    match Chromium::start() {
-        Ok(browser) => Some(browser),
-        Err(why) => {
-            skip(test, &why);
-            None
-        }
-    }
+    started(test, "Chromium", Chromium::installed(), Chromium::start)
 }
 
 /// A Redis server for `test`, or `None` (reported) without one.
 pub fn redis(test: &str) -> Option<Redis> {
-    match Redis::start() {
-        Ok(server) => Some(server),
-        Err(why) => {
-            skip(test, &why);
-            None
-        }
-    }
+    started(test, "Redis", Redis::installed(), Redis::start)
 }

@@ -34,6 +34,12 @@ fn binary_dirs() -> Vec<PathBuf> {
 }
 
 impl Postgres {
+    /// Whether the binaries are installed.
+    pub fn installed() -> bool {
+        let dirs = binary_dirs();
+        find_binary("initdb", &dirs).is_some() && find_binary("postgres", &dirs).is_some()
+    }
+
     /// Starts a server with `fsync` off: for tests, where durability across
     /// a power loss is not what is tested.
     pub fn start() -> Result<Postgres, String> {

@@ -18,6 +18,11 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// Whether the binary is installed.
+    pub fn installed() -> bool {
+        find_binary("redis-server", &[PathBuf::from("/usr/bin")]).is_some()
+    }
+
     /// Starts a server.
     pub fn start() -> Result<Redis, String> {
         let binary = find_binary("redis-server", &[PathBuf::from("/usr/bin")])
