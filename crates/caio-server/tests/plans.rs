@@ -135,17 +135,8 @@ async fn a_failed_step_falls_back_while_the_plan_keeps_its_bound_and_everything_
 
     // The dashboard shows the plan as its steps, each linked to its
     // decision, and re-checks the composition proof.
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let signed = client
-        .post(format!("{}/ui/login", server.url))
-        .header("origin", server.url.as_str())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={}", token("viewer", &["caio:view"])))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
-    let cookie = signed.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let client = reqwest::Client::new();
+    let cookie = support::viewer_cookie(&server).await;
     let page = |path: String| {
         let (client, cookie) = (client.clone(), cookie.clone());
         async move { client.get(path).header("cookie", cookie).send().await.unwrap().text().await.unwrap() }

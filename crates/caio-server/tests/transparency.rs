@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use caio_calculus::merkle::{Hash, log_leaf, verify_consistency, verify_inclusion};
+use caio_calculus::merkle::{Hash, link_bytes, log_leaf, verify_consistency, verify_inclusion};
 use caio_server::checkpoints::{CheckpointConfig, sign_now};
 use caio_server::{AppState, Limits};
 use caio_store::checkpoint::{NoteSigner, open};
@@ -16,8 +16,7 @@ use serde_json::Value;
 use support::{Server, chat_request, token};
 
 fn unhex(text: &str) -> Hash {
-    let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap()).collect();
-    bytes.try_into().unwrap()
+    link_bytes(text).expect("a hash in hex")
 }
 
 async fn get(url: String) -> (StatusCode, String) {
@@ -114,16 +113,8 @@ async fn checkpoints_and_proofs_verify_with_the_public_key_only() {
 
 /// The overview's chain badge, as a viewer sees it.
 async fn badge(server: &Server) -> String {
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let signed = client
-        .post(format!("{}/ui/login", server.url))
-        .header("origin", server.url.as_str())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={}", token("viewer", &["caio:view"])))
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let client = reqwest::Client::new();
+    let cookie = support::viewer_cookie(server).await;
     let page =
         client.get(format!("{}/ui", server.url)).header("cookie", cookie).send().await.unwrap().text().await.unwrap();
     let start = page.find("id=\"chain\"").expect("the chain badge");

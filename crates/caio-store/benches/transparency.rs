@@ -10,13 +10,12 @@
 
 use std::time::Instant;
 
-use caio_calculus::merkle::{log_leaf, verify_consistency, verify_inclusion};
+use caio_calculus::merkle::{link_bytes, log_leaf, verify_consistency, verify_inclusion};
 use caio_store::checkpoint::{Checkpoint, NoteSigner};
 use caio_store::{SqliteStore, Store};
 
 fn unhex(text: &str) -> [u8; 32] {
-    let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap()).collect();
-    bytes.try_into().unwrap()
+    link_bytes(text).expect("a hash in hex")
 }
 
 fn main() {
@@ -32,7 +31,9 @@ fn main() {
     while appended < size {
         let batch = (size - appended).min(50_000);
         let pending: Vec<_> = (appended..appended + batch)
-            .map(|i| store.append(serde_json::json!({"request_id": format!("r{i}"), "selected": "svc", "score": 0.5}).into()))
+            .map(|i| {
+                store.append(serde_json::json!({"request_id": format!("r{i}"), "selected": "svc", "score": 0.5}).into())
+            })
             .collect();
         for p in pending {
             p.wait().unwrap();

@@ -4,10 +4,10 @@
 //! on SQLite and on PostgreSQL.
 
 use caio_calculus::merkle::{Frontier, Hash};
-use caio_calculus::trace::{BrokenLink, GENESIS, Trace, verify_chain};
+use caio_calculus::trace::{BrokenLink, GENESIS, Trace, hex, verify_chain};
 
 use crate::registry_log::{RegistryState, Replay};
-use crate::tree::{TreeHead, hex, leaf};
+use crate::tree::{TreeHead, leaf};
 use crate::{ChainReport, StoreError};
 
 fn broken(index: usize, seq: u64, reason: String) -> StoreError {
@@ -60,7 +60,6 @@ pub(crate) struct RangeCheck {
     report: ChainReport,
     frontier: Frontier,
     replay: Replay,
-    last_registry_entry: Option<u64>,
     /// Stored checkpoints (size, root), smallest last, not reached yet.
     checkpoints: Vec<(u64, Hash)>,
 }
@@ -95,7 +94,6 @@ impl RangeCheck {
             window: Vec::with_capacity(WINDOW + 1),
             frontier: Frontier::new(),
             replay: Replay::default(),
-            last_registry_entry: None,
             checkpoints,
         }
     }
@@ -103,11 +101,7 @@ impl RangeCheck {
     /// The tree and the registry, from the log's first entry.
     fn follow(&mut self, trace: &Trace) -> Result<(), StoreError> {
         self.frontier.push(leaf(trace.seq, &trace.hash)?);
-        let registry_before = self.replay.entries;
         self.replay.push(trace).map_err(|reason| broken(0, trace.seq, format!("the registry change {reason}")))?;
-        if self.replay.entries > registry_before {
-            self.last_registry_entry = Some(trace.seq);
-        }
         while let Some(&(size, root)) = self.checkpoints.last() {
             if size > self.frontier.size() {
                 break;
@@ -225,7 +219,7 @@ impl RangeCheck {
         if let Some(difference) = self.replay.state().differences(registry) {
             return Err(broken(
                 0,
-                self.last_registry_entry.unwrap_or(0),
+                self.replay.last.unwrap_or(0),
                 format!("the registry in the store is not the one the log's changes build: {difference}"),
             ));
         }

@@ -21,7 +21,7 @@
 mod chain;
 pub mod checkpoint;
 mod error;
-mod migrations;
+pub mod migrations;
 mod postgres;
 mod records;
 pub mod registry_log;
@@ -42,7 +42,7 @@ use serde::Serialize;
 pub use error::StoreError;
 pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url, redact};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
-pub use tree::{ConsistencyProof, InclusionProof, TreeHead, hex};
+pub use tree::{ConsistencyProof, InclusionProof, TreeHead};
 
 /// One registered version of a contract.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use caio_calculus::contract::Contract;
-use caio_calculus::merkle::{Frontier, Hash, ProofError};
+use caio_calculus::merkle::{Frontier, Hash};
 use caio_calculus::trace::{Body, Trace, append};
 use postgres::{Client, GenericClient, IsolationLevel, NoTls, Transaction};
 
@@ -474,13 +474,14 @@ fn save_nodes(transaction: &mut Transaction<'_>, nodes: &[SavedNode], location: 
         .map(drop)
 }
 
+/// How many entries the log has.
+fn log_size(transaction: &mut Transaction<'_>, location: &str) -> Result<u64, StoreError> {
+    Ok(head_of(transaction, location)?.map_or(0, |h| h.seq + 1))
+}
+
 /// Refuses a tree size beyond the log.
-fn within(size: u64, transaction: &mut Transaction<'_>, location: &str) -> Result<u64, StoreError> {
-    let log = head_of(transaction, location)?.map_or(0, |h| h.seq + 1);
-    if size > log {
-        return Err(StoreError::NoProof(ProofError::Shrunk { old: size, new: log }));
-    }
-    Ok(log)
+fn within(size: u64, transaction: &mut Transaction<'_>, location: &str) -> Result<(), StoreError> {
+    tree::within(size, log_size(transaction, location)?)
 }
 
 fn read_checkpoint(
@@ -515,7 +516,7 @@ impl Store for PostgresStore {
     fn tree_head(&self) -> Result<TreeHead, StoreError> {
         self.read(|client, location| {
             let mut transaction = snapshot(client, location)?;
-            let size = within(0, &mut transaction, location)?;
+            let size = log_size(&mut transaction, location)?;
             tree::head(&mut PgSource { client: &mut transaction, location }, size)
         })
     }
@@ -798,17 +799,20 @@ fn bump_generation(transaction: &mut Transaction<'_>, location: &str) -> Result<
         .map(drop)
 }
 
-/// Writes a registry change's entry after the rows changed in `transaction`.
+/// Writes a registry change's entry after the rows changed in
+/// `transaction`, made by `change` from the registry it leaves (every
+/// service, returned).
 fn log_change(
     transaction: &mut Transaction<'_>,
     head: Option<&Trace>,
     frontier: &Frontier,
-    mut change: RegistryChange,
+    change: impl FnOnce(String) -> RegistryChange,
     location: &str,
-) -> Result<Frontier, StoreError> {
-    change.registry = RegistryState::of_records(&read_services(transaction, None, location)?).digest();
+) -> Result<(Frontier, Vec<ServiceRecord>), StoreError> {
+    let services = read_services(transaction, None, location)?;
+    let change = change(RegistryState::of_records(&services).digest());
     let (_, grown) = link(transaction, head, frontier, vec![change.body()], location)?;
-    Ok(grown)
+    Ok((grown, services))
 }
 
 fn register(
@@ -836,19 +840,16 @@ fn register(
     }
     transaction.execute("DELETE FROM deprecations WHERE id = $1", &[&row.id]).map_err(&db)?;
     bump_generation(&mut transaction, location)?;
-    let change = RegistryChange {
-        event: "register".into(),
-        service: row.id.clone(),
-        version: Some(row.version.clone()),
-        digest: Some(row.digest.clone()),
-        by: by.to_string(),
-        at,
-        registry: String::new(),
-    };
-    let grown = log_change(&mut transaction, head.as_ref(), &frontier, change, location)?;
-    let record = read_services(&mut transaction, Some(&row.id), location)?.pop();
+    let (grown, services) = log_change(
+        &mut transaction,
+        head.as_ref(),
+        &frontier,
+        |registry| RegistryChange::registration(&row.id, &row.version, &row.digest, by, at, registry),
+        location,
+    )?;
     transaction.commit().map_err(&db)?;
     *tree = Some(grown);
+    let record = services.into_iter().find(|s| s.id == row.id);
     record.ok_or_else(|| StoreError::Corrupt(format!("service `{}` vanished after registration", row.id)))
 }
 
@@ -877,16 +878,8 @@ fn deprecate(
     let mut grown = None;
     if added > 0 {
         bump_generation(&mut transaction, location)?;
-        let change = RegistryChange {
-            event: "deprecate".into(),
-            service: id.to_string(),
-            version: None,
-            digest: None,
-            by: by.to_string(),
-            at,
-            registry: String::new(),
-        };
-        grown = Some(log_change(&mut transaction, head.as_ref(), &frontier, change, location)?);
+        let deprecation = |registry| RegistryChange::deprecation(id, by, at, registry);
+        grown = Some(log_change(&mut transaction, head.as_ref(), &frontier, deprecation, location)?.0);
     }
     let record = read_services(&mut transaction, Some(id), location)?.pop();
     transaction.commit().map_err(&db)?;

@@ -55,6 +55,40 @@ struct Entry {
 }
 
 impl RegistryChange {
+    /// The entry of a registration; `registry`: the digest of the registry
+    /// after it ([`RegistryState::digest`]).
+    pub fn registration(
+        service: &str,
+        version: &str,
+        digest: &str,
+        by: &str,
+        at: u64,
+        registry: String,
+    ) -> RegistryChange {
+        RegistryChange {
+            event: "register".into(),
+            service: service.to_string(),
+            version: Some(version.to_string()),
+            digest: Some(digest.to_string()),
+            by: by.to_string(),
+            at,
+            registry,
+        }
+    }
+
+    /// The entry of a deprecation; `registry` as for [`RegistryChange::registration`].
+    pub fn deprecation(service: &str, by: &str, at: u64, registry: String) -> RegistryChange {
+        RegistryChange {
+            event: "deprecate".into(),
+            service: service.to_string(),
+            version: None,
+            digest: None,
+            by: by.to_string(),
+            at,
+            registry,
+        }
+    }
+
     /// The log entry's body.
     pub fn body(&self) -> Body {
         Body::encode(&Entry { registry_change: self.clone() }).expect("a registry change has a canonical JSON form")
@@ -363,38 +397,28 @@ pub(crate) fn unexplained(rows: &[RowKey]) -> StoreError {
 pub(crate) fn migration_changes(records: &[ServiceRecord]) -> Vec<(RegistryChange, RowKey)> {
     let mut state = RegistryState::default();
     let mut changes = Vec::new();
-    let mut log = |change: RegistryChange, key: RowKey, state: &mut RegistryState| {
-        let mut change = change;
+    let mut log = |mut change: RegistryChange, key: RowKey| {
         state.apply(&change).expect("stored rows replay");
         change.registry = state.digest();
         changes.push((change, key));
     };
     for record in records {
         for version in &record.versions {
-            let change = RegistryChange {
-                event: "register".into(),
-                service: record.id.clone(),
-                version: Some(version.version.clone()),
-                digest: Some(contract_digest(&version.contract)),
-                by: MIGRATION_ACTOR.into(),
-                at: version.registered_at,
-                registry: String::new(),
-            };
-            log(change, (record.id.clone(), Some(version.version.clone())), &mut state);
+            let digest = contract_digest(&version.contract);
+            let change = RegistryChange::registration(
+                &record.id,
+                &version.version,
+                &digest,
+                MIGRATION_ACTOR,
+                version.registered_at,
+                String::new(),
+            );
+            log(change, (record.id.clone(), Some(version.version.clone())));
         }
     }
     for record in records {
         if let Some(at) = record.deprecated_at {
-            let change = RegistryChange {
-                event: "deprecate".into(),
-                service: record.id.clone(),
-                version: None,
-                digest: None,
-                by: MIGRATION_ACTOR.into(),
-                at,
-                registry: String::new(),
-            };
-            log(change, (record.id.clone(), None), &mut state);
+            log(RegistryChange::deprecation(&record.id, MIGRATION_ACTOR, at, String::new()), (record.id.clone(), None));
         }
     }
     changes
@@ -405,7 +429,10 @@ pub(crate) fn migration_changes(records: &[ServiceRecord]) -> Vec<(RegistryChang
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
     state: RegistryState,
+    /// Registry entries replayed.
     pub(crate) entries: u64,
+    /// The newest of them.
+    pub(crate) last: Option<u64>,
 }
 
 impl Replay {
@@ -415,6 +442,7 @@ impl Replay {
         let Some(change) = RegistryChange::of(trace) else { return Ok(()) };
         self.state.apply(&change)?;
         self.entries += 1;
+        self.last = Some(trace.seq);
         let digest = self.state.digest();
         if digest != change.registry {
             return Err(format!(

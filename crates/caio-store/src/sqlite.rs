@@ -529,11 +529,7 @@ impl Store for SqliteStore {
 
 /// Refuses a tree size beyond the log.
 fn within(size: u64, connection: &Connection, path: &Path) -> Result<(), StoreError> {
-    let log = size_of(head_of(connection, path)?.as_ref());
-    if size > log {
-        return Err(StoreError::NoProof(caio_calculus::merkle::ProofError::Shrunk { old: size, new: log }));
-    }
-    Ok(())
+    tree::within(size, size_of(head_of(connection, path)?.as_ref()))
 }
 
 /// Streams the traces of `from..=to` through the chain check.
@@ -709,22 +705,15 @@ impl writer::Engine for Writer {
             )
             .map_err(&db)?;
         transaction.execute("DELETE FROM deprecations WHERE id = ?1", [&contract.id]).map_err(&db)?;
-        let registry = RegistryState::of_records(&read_services(&transaction, None, &self.path)?).digest();
-        let change = RegistryChange {
-            event: "register".into(),
-            service: row.id.clone(),
-            version: Some(row.version.clone()),
-            digest: Some(row.digest.clone()),
-            by: by.to_string(),
-            at,
-            registry,
-        };
+        let services = read_services(&transaction, None, &self.path)?;
+        let registry = RegistryState::of_records(&services).digest();
+        let change = RegistryChange::registration(&row.id, &row.version, &row.digest, by, at, registry);
         let (trace, frontier) =
             Writer::log_change(&transaction, self.head.as_ref(), &self.frontier, change, &self.path)?;
-        let record = read_services(&transaction, Some(&contract.id), &self.path)?.pop();
         transaction.commit().map_err(&db)?;
         self.head = Some(trace);
         self.frontier = frontier;
+        let record = services.into_iter().find(|s| s.id == contract.id);
         record.ok_or_else(|| StoreError::Corrupt(format!("service `{}` vanished after registration", contract.id)))
     }
 
@@ -748,15 +737,7 @@ impl writer::Engine for Writer {
         let mut moved = None;
         if added > 0 {
             let registry = RegistryState::of_records(&read_services(&transaction, None, &self.path)?).digest();
-            let change = RegistryChange {
-                event: "deprecate".into(),
-                service: id.to_string(),
-                version: None,
-                digest: None,
-                by: by.to_string(),
-                at,
-                registry,
-            };
+            let change = RegistryChange::deprecation(id, by, at, registry);
             moved = Some(Writer::log_change(&transaction, self.head.as_ref(), &self.frontier, change, &self.path)?);
         }
         let record = read_services(&transaction, Some(id), &self.path)?.pop();

@@ -9,6 +9,7 @@
 //! never decides what a proof is (the calculus does).
 
 use caio_calculus::merkle::{self, Frontier, Hash, consistency_path, inclusion_path, leaf_hash, link_bytes, node_hash};
+use caio_calculus::trace::hex;
 use serde::Serialize;
 
 use crate::StoreError;
@@ -205,7 +206,10 @@ pub(crate) fn consistency(source: &mut impl Source, from: u64, to: u64) -> Resul
     })
 }
 
-/// Lowercase hex of a hash.
-pub fn hex(hash: &Hash) -> String {
-    caio_calculus::trace::hex(hash)
+/// Refuses a tree of `size` entries when the log has only `log`.
+pub(crate) fn within(size: u64, log: u64) -> Result<(), StoreError> {
+    if size > log {
+        return Err(StoreError::NoProof(merkle::ProofError::Shrunk { old: size, new: log }));
+    }
+    Ok(())
 }

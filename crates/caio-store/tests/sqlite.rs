@@ -28,6 +28,13 @@ fn concurrent_appends_share_commits_and_keep_one_chain() {
     common::concurrent_appends_keep_one_chain(&[store]);
 }
 
+/// A copy of the (closed) store at `path`, beside it, named `name`.
+fn copy_beside(path: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let copy = path.with_file_name(name);
+    std::fs::copy(path, &copy).unwrap();
+    copy
+}
+
 /// Edits the file behind the store's back, as an attacker with disk access would.
 fn tamper(path: &std::path::Path, sql: &str) {
     let connection = rusqlite::Connection::open(path).unwrap();
@@ -43,11 +50,7 @@ fn tampering_is_found_when_the_store_opens_or_verifies() {
         store.append(body(i)).wait().unwrap();
     }
     drop(store);
-    let copy = |name: &str| {
-        let copy = dir.path().join(name);
-        std::fs::copy(&path, &copy).unwrap();
-        copy
-    };
+    let copy = |name: &str| copy_beside(&path, name);
     // An edited body in the middle: found by a full verification.
     let edited = copy("edited.db");
     tamper(&edited, "UPDATE traces SET body = replace(body, '\"r2\"', '\"evil\"') WHERE seq = 2");
@@ -123,7 +126,7 @@ fn the_merkle_tree_proves_entries_and_checkpoints_are_checked() {
             leaves.push(<[u8; 32]>::try_from(hash).unwrap());
         }
     }
-    assert_eq!(caio_store::hex(&caio_calculus::merkle::root(&leaves)), checkpoint.root);
+    assert_eq!(caio_calculus::trace::hex(&caio_calculus::merkle::root(&leaves)), checkpoint.root);
     let level1 = read("tile/1/000.p/2");
     assert_eq!(level1[..32], caio_calculus::merkle::root(&leaves[..256]));
     assert_eq!(level1[32..], caio_calculus::merkle::root(&leaves[256..512]));
@@ -135,14 +138,12 @@ fn the_merkle_tree_proves_entries_and_checkpoints_are_checked() {
     assert_eq!(store.verify(None, None).unwrap().checkpoints, 1);
     drop(store);
     // A saved node edited: the full verification recomputes the tree.
-    let nodes = dir.path().join("nodes.db");
-    std::fs::copy(&path, &nodes).unwrap();
+    let nodes = copy_beside(&path, "nodes.db");
     tamper(&nodes, "UPDATE tree_nodes SET hash = zeroblob(32) WHERE height = 9");
     let err = SqliteStore::open(&nodes).unwrap().verify(None, None).unwrap_err().to_string();
     assert!(err.contains("saved nodes were edited"), "{err}");
     // History rewritten behind a checkpoint: the stored checkpoint says so.
-    let rewritten = dir.path().join("rewritten.db");
-    std::fs::copy(&path, &rewritten).unwrap();
+    let rewritten = copy_beside(&path, "rewritten.db");
     tamper(&rewritten, "UPDATE checkpoints SET root = zeroblob(32)");
     let err = SqliteStore::open(&rewritten).unwrap().verify(None, None).unwrap_err().to_string();
     assert!(err.contains("at entry 700: the tree of the first 701 entries has root"), "{err}");
@@ -153,11 +154,7 @@ fn registry_changes_are_entries_and_an_edited_row_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("caio.db");
     common::registry_changes_are_log_entries(&SqliteStore::open(&path).unwrap());
-    let copy = |name: &str| {
-        let copy = dir.path().join(name);
-        std::fs::copy(&path, &copy).unwrap();
-        copy
-    };
+    let copy = |name: &str| copy_beside(&path, name);
     // The endpoint moved to another host behind the store's back.
     let edited = copy("edited.db");
     tamper(&edited, "UPDATE contracts SET body = replace(body, '127.0.0.1:11434', 'evil.example:80')");
@@ -192,7 +189,7 @@ fn a_store_an_older_caio_wrote_gets_its_tree_and_registry_entries() {
     let path = dir.path().join("old.db");
     // Schema 1, as caio wrote it before the transparency log: 300 traces, two
     // versions and a deprecation.
-    tamper(&path, include_str!("fixtures/schema1.sql"));
+    tamper(&path, &format!("{}; PRAGMA user_version = 1;", caio_store::migrations::SQLITE[0]));
     let connection = rusqlite::Connection::open(&path).unwrap();
     let mut head = None;
     for i in 0..300 {

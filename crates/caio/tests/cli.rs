@@ -1,22 +1,13 @@
 //! The `caio` binary as a user runs it: every command, its exit codes, and a
 //! real `caio serve` process on 127.0.0.1, killed under load.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn caio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_caio")).args(args).current_dir(root()).output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{caio, root, text};
 
 #[test]
 fn every_command_has_help() {

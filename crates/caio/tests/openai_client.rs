@@ -9,17 +9,15 @@
 //! without the package skips the test with a message, unless
 //! `CAIO_REQUIRE_OPENAI=1` (CI sets it), which makes it a failure.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use support::root;
 
 use caio_gateway::fixture::Upstream;
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 struct Killed(Child);
 
@@ -147,7 +145,10 @@ async fn the_openai_package_talks_to_caio() {
     let (first, total) = (parsed["first_audio_s"].as_f64().unwrap(), parsed["audio_total_s"].as_f64().unwrap());
     assert_eq!(parsed["summarized"], serde_json::json!(["Hello", " from", " upstream", " (claude)"]));
     let (path, headers, sent) = claude.seen().pop().unwrap();
-    assert_eq!((path.as_str(), sent["model"].as_str(), sent["stream"].as_bool()), ("/v1/messages", Some("claude-test"), Some(true)));
+    assert_eq!(
+        (path.as_str(), sent["model"].as_str(), sent["stream"].as_bool()),
+        ("/v1/messages", Some("claude-test"), Some(true))
+    );
     assert_eq!(headers.get("authorization").unwrap(), "Bearer sk-ant-test");
     let recorded = parsed["recording_bytes"].as_u64().unwrap();
     assert_eq!(parsed["transcript"], format!("heard {recorded} bytes (local-model)"));

@@ -89,15 +89,18 @@ pub async fn inclusion(
     let Query(query) = query.map_err(query_error)?;
     let seq = sequence_number(&seq)?;
     let view = blocking(&state, "inclusion proof", move |store| {
-        let size = match query.size {
-            Some(size) => size,
-            None => match store.checkpoint(None)? {
-                Some(latest) if latest.size > seq => latest.size,
-                _ => store.tree_head()?.size,
-            },
+        // The latest checkpoint that includes the entry, unless a size is asked.
+        let checkpoint = match query.size {
+            Some(size) => store.checkpoint(Some(size))?,
+            None => store.checkpoint(None)?.filter(|latest| latest.size > seq),
+        };
+        let size = match (query.size, &checkpoint) {
+            (Some(size), _) => size,
+            (None, Some(latest)) => latest.size,
+            (None, None) => store.tree_head()?.size,
         };
         let proof = store.inclusion_proof(seq, size)?;
-        let checkpoint = store.checkpoint(Some(size))?.map(|c| c.note);
+        let checkpoint = checkpoint.map(|c| c.note);
         Ok(InclusionView {
             seq: proof.seq,
             size: proof.size,

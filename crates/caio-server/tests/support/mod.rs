@@ -204,3 +204,18 @@ pub fn outcomes(execution: &serde_json::Value) -> Vec<String> {
         .map(|a| format!("{}:{}", a["service"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
         .collect()
 }
+
+/// A dashboard session of a viewer (`caio:view`): the cookie to send.
+pub async fn viewer_cookie(server: &Server) -> String {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let signed = client
+        .post(format!("{}/ui/login", server.url))
+        .header("origin", server.url.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", token("viewer", &["caio:view"])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), reqwest::StatusCode::SEE_OTHER);
+    signed.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+}

@@ -109,7 +109,7 @@ pub fn concurrent_appends_keep_one_chain(stores: &[Arc<dyn Store>]) {
 /// checked as an auditor would, with nothing but hashes, against the root
 /// recomputed from every entry.
 pub fn the_tree_proves_every_entry(store: &dyn Store) {
-    use caio_calculus::merkle::{log_leaf, root, verify_consistency, verify_inclusion};
+    use caio_calculus::merkle::{link_bytes, log_leaf, root, verify_consistency, verify_inclusion};
     store.register(contract("a", "1.0.0"), 1, "admin").unwrap();
     for i in 0..700 {
         store.append(body(i)).wait().unwrap();
@@ -122,14 +122,14 @@ pub fn the_tree_proves_every_entry(store: &dyn Store) {
         [(0, 1), (0, 701), (255, 256), (256, 257), (256, 701), (511, 512), (700, 701), (300, 600), (17, 513)]
     {
         let proof = store.inclusion_proof(seq, size).unwrap();
-        assert_eq!((proof.seq, proof.size, proof.root.clone()), (seq, size, caio_store::hex(&root_at(size))));
-        let hashes: Vec<_> = proof.proof.iter().map(|h| unhex(h)).collect();
+        assert_eq!((proof.seq, proof.size, proof.root.clone()), (seq, size, caio_calculus::trace::hex(&root_at(size))));
+        let hashes: Vec<_> = proof.proof.iter().map(|h| link_bytes(h).unwrap()).collect();
         assert!(verify_inclusion(&leaves[seq as usize], seq, size, &hashes, &root_at(size)), "entry {seq} of {size}");
-        assert_eq!(proof.leaf, caio_store::hex(&leaves[seq as usize]));
+        assert_eq!(proof.leaf, caio_calculus::trace::hex(&leaves[seq as usize]));
     }
     for (from, to) in [(0, 701), (1, 701), (256, 512), (255, 700), (512, 701), (701, 701), (300, 301)] {
         let proof = store.consistency_proof(from, to).unwrap();
-        let hashes: Vec<_> = proof.proof.iter().map(|h| unhex(h)).collect();
+        let hashes: Vec<_> = proof.proof.iter().map(|h| link_bytes(h).unwrap()).collect();
         assert!(verify_consistency(from, to, &root_at(from), &root_at(to), &hashes), "{from} -> {to}");
     }
     assert!(matches!(store.inclusion_proof(0, 702), Err(StoreError::NoProof(_))));
@@ -140,12 +140,12 @@ pub fn the_tree_proves_every_entry(store: &dyn Store) {
     let kept = store.checkpoint(None).unwrap().unwrap();
     assert_eq!(
         (kept.size, kept.root.as_str(), kept.note.as_str()),
-        (701, caio_store::hex(&head.root).as_str(), "signed note")
+        (701, caio_calculus::trace::hex(&head.root).as_str(), "signed note")
     );
     assert_eq!(store.checkpoint(Some(700)).unwrap(), None);
     let report = store.verify(None, None).unwrap();
     assert_eq!((report.checkpoints, report.registry_changes), (1, 1));
-    assert_eq!(report.tree_root, Some(caio_store::hex(&head.root)));
+    assert_eq!(report.tree_root, Some(caio_calculus::trace::hex(&head.root)));
 }
 
 /// Registrations and deprecations are entries of the log that name who
@@ -175,10 +175,4 @@ pub fn registry_changes_are_log_entries(store: &dyn Store) {
     assert_eq!(store.text(&text_digest("never kept")).unwrap(), None);
     let report = store.verify(None, None).unwrap();
     assert_eq!((report.checked, report.registry_changes), (entry.seq + 1, 2));
-}
-
-/// A hex hash back as bytes.
-pub fn unhex(text: &str) -> [u8; 32] {
-    let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap()).collect();
-    bytes.try_into().unwrap()
 }

@@ -12,10 +12,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use caio_calculus::merkle::{Hash, log_leaf, verify_consistency, verify_inclusion};
-use caio_calculus::trace::{Trace, link_hash};
+use caio_calculus::merkle::{Hash, link_bytes, log_leaf, verify_consistency, verify_inclusion};
+use caio_calculus::trace::{Trace, hex, link_hash};
+use caio_store::Store;
 use caio_store::checkpoint::{Checkpoint, NoteSigner, NoteVerifier, cosigned_at, open};
-use caio_store::{Store, hex};
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
@@ -36,10 +36,7 @@ pub struct ProofBundle {
 }
 
 fn unhex(text: &str, what: &str) -> Result<Hash> {
-    let bytes: Option<Vec<u8>> = (text.len() == 64)
-        .then(|| (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()).collect())
-        .flatten();
-    bytes.and_then(|b| b.try_into().ok()).with_context(|| format!("{what}: `{text}` is not a hash (64 hex digits)"))
+    link_bytes(text).with_context(|| format!("{what}: `{text}` is not a hash (64 lowercase hex digits)"))
 }
 
 /// Reads a verifier key: the text itself, or a file holding it.
